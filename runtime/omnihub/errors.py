@@ -1,0 +1,45 @@
+"""The typed error hierarchy of omnihub.
+
+Every error says which model, URL and path it concerns and what was expected versus found,
+so that a one-line CLI message is enough to act on. All derive from :class:`OmnihubError`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "DownloadError",
+    "IntegrityError",
+    "LoadError",
+    "ModelNotFoundError",
+    "OfflineError",
+    "OmnihubError",
+]
+
+
+class OmnihubError(Exception):
+    """Base class of every error omnihub raises on purpose."""
+
+
+class ConfigurationError(OmnihubError, ValueError):
+    """A setting (argument, environment variable, spec field) has an invalid value."""
+
+
+class ModelNotFoundError(OmnihubError, LookupError):
+    """No repository has the model, or no catalogue entry matches the request."""
+
+
+class DownloadError(OmnihubError, OSError):
+    """A transfer failed after the retries it was allowed (network, HTTP status, disk)."""
+
+
+class IntegrityError(OmnihubError):
+    """A file's size or sha256 differs from what the catalogue or the cache record says."""
+
+
+class OfflineError(OmnihubError):
+    """Offline mode is on and the model is not in the cache."""
+
+
+class LoadError(OmnihubError):
+    """A model file could not be parsed by its loader (truncated, corrupt, wrong format)."""
