@@ -27,6 +27,21 @@ _LAZY: dict[str, str] = {
     "OfflineError": "omnihub.errors",
     "OmnihubError": "omnihub.errors",
     "fetch": "omnihub.hub",
+    # the runtime core (issue 3): submodules with their own public API, and repositories
+    "cache": "omnihub.cache",
+    "config": "omnihub.config",
+    "HuggingFaceRepository": "omnihub.repositories",
+    "Repository": "omnihub.repositories",
+    "Source": "omnihub.repositories",
+    "UrlRepository": "omnihub.repositories",
+    "ZooRepository": "omnihub.repositories",
+    "register_repository": "omnihub.repositories",
+    "registered_repositories": "omnihub.repositories",
+    "unregister_repository": "omnihub.repositories",
+    "AmbiguousModelError": "omnihub.search",
+    "Criteria": "omnihub.search",
+    "list_models": "omnihub.search",
+    "load": "omnihub.search",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -34,6 +49,8 @@ __all__ = ["__version__", *sorted(_LAZY)]
 if TYPE_CHECKING:
     from typing import Any
 
+    from omnihub import cache as cache
+    from omnihub import config as config
     from omnihub._enums import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
     from omnihub.catalog import Catalog, ModelEntry
     from omnihub.errors import (
@@ -47,6 +64,18 @@ if TYPE_CHECKING:
     )
     from omnihub.hub import fetch
     from omnihub.model_file import ModelFile
+    from omnihub.repositories import HuggingFaceRepository as HuggingFaceRepository
+    from omnihub.repositories import Repository as Repository
+    from omnihub.repositories import Source as Source
+    from omnihub.repositories import UrlRepository as UrlRepository
+    from omnihub.repositories import ZooRepository as ZooRepository
+    from omnihub.repositories import register_repository as register_repository
+    from omnihub.repositories import registered_repositories as registered_repositories
+    from omnihub.repositories import unregister_repository as unregister_repository
+    from omnihub.search import AmbiguousModelError as AmbiguousModelError
+    from omnihub.search import Criteria as Criteria
+    from omnihub.search import list_models as list_models
+    from omnihub.search import load as load
 
 
 def __getattr__(name: str) -> Any:
@@ -55,7 +84,9 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'omnihub' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    # a submodule listed under its own name (omnihub.cache, omnihub.config) is the value itself
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 

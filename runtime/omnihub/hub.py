@@ -1,22 +1,260 @@
-"""Resolve, download, verify and cache model files.
+"""Resolve, download, verify and cache model files: :func:`fetch`.
 
-PLACEHOLDER skeleton -- the runtime work (issue 3) replaces the body. Contract:
-``fetch(entry, *, force_download=False) -> Path`` returns the verified file at
-``$OMNIHUB_HOME/<framework>/<file>``; a cache hit opens no socket and imports neither
-requests nor tqdm.
+``fetch(entry)`` returns the verified file at ``$OMNIHUB_HOME/<framework>/<file>``.
+
+- Hit: one ``stat`` plus the small record beside the file (:func:`omnihub.cache.is_fresh`);
+  no hashing, no socket, no import of requests or tqdm.
+- Miss: take the per-target lock (one download however many threads or processes ask),
+  look again (someone may have just finished), otherwise walk the repositories
+  (:mod:`omnihub.repositories`) and download into ``<file>.incomplete``
+  (:func:`omnihub.download.download`), which verifies size and sha256; then publish with an
+  atomic ``os.replace`` and write the record. A corrupt cached copy is moved aside to
+  ``<file>.corrupt`` and fetched again, with a warning.
+- Entries without a declared sha256 get the hash of their first download recorded (trust on
+  first use); any later download or cached copy must match it.
+- ``OMNIHUB_OFFLINE=1``: no network at all; a missing model raises
+  :class:`~omnihub.errors.OfflineError` naming the path where it was expected.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omnihub.cache import is_fresh, touch_record
+from omnihub.config import resolve
+from omnihub.urls import cache_path
+
 if TYPE_CHECKING:
+    import logging
+
+    from omnihub.cache import Record
     from omnihub.catalog import ModelEntry
+    from omnihub.config import Config
+    from omnihub.download import Transfer
+    from omnihub.repositories import Source
 
-__all__ = ["fetch"]
+__all__ = ["fetch", "partial_path", "target_path"]
 
 
-def fetch(entry: ModelEntry, *, force_download: bool = False) -> Path:
-    """Return the verified local path of ``entry``'s file, downloading it if needed."""
-    raise NotImplementedError("omnihub.hub.fetch is not implemented yet")
+def target_path(entry: ModelEntry, config: Config | None = None) -> Path:
+    """Where ``entry``'s file lives in the cache (validated: always inside the home)."""
+    cfg = resolve() if config is None else config
+    return cache_path(cfg.home, str(entry.framework), entry.file)
+
+
+def partial_path(path: Path) -> Path:
+    """``<file>.incomplete``: where a download of ``path`` is written before verification."""
+    return path.with_name(path.name + ".incomplete")
+
+
+def fetch(entry: ModelEntry, *, force_download: bool = False, config: Config | None = None) -> Path:
+    """Return the verified local path of ``entry``'s file, downloading it if needed.
+
+    ``force_download=True`` downloads again even when cached, replacing the cached copy only
+    once the new one is verified. ``config`` defaults to :func:`omnihub.config.resolve`.
+    """
+    cfg = resolve() if config is None else config
+    path = cache_path(cfg.home, str(entry.framework), entry.file)
+    if not force_download and is_fresh(path, entry.sha256, entry.size):
+        touch_record(path)
+        return path
+    return _fetch_slow(entry, path, cfg, force_download)
+
+
+def _label(entry: ModelEntry) -> str:
+    return f"{entry.package}.{entry.python_name}" if entry.package else entry.name
+
+
+def _logger() -> logging.Logger:
+    import logging  # noqa: PLC0415 -- not needed on a cache hit
+
+    return logging.getLogger("omnihub")
+
+
+def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool) -> bool:
+    """Validate a cached file the cheap test rejected; True if it is good.
+
+    Rehashes it. A good file gets a fresh record (if ``writable``); a bad one is moved aside
+    to ``<file>.corrupt`` with a warning (if ``writable``) so the caller fetches it again.
+    """
+    from omnihub.cache import Record, hash_file, quarantine, read_record, write_record  # noqa: PLC0415
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    if is_fresh(path, entry.sha256, entry.size):
+        return True
+    record = read_record(path)
+    digest, size = hash_file(path)
+    expected = entry.sha256.lower() if entry.sha256 else (record.sha256 if record else None)
+    problem = None
+    if entry.size is not None and size != entry.size:
+        problem = f"size {size} bytes, expected {entry.size}"
+    elif expected is not None and digest != expected:
+        problem = f"sha256 {digest}, expected {expected}"
+    if problem is None:
+        if writable:
+            origin = "declared" if entry.sha256 else "first-use"
+            url = record.url if record else None
+            write_record(path, Record(size, st.st_mtime_ns, digest, origin, url))
+        return True
+    if not writable:
+        return False
+    aside = quarantine(path)
+    _logger().warning(
+        "%s: cached file %s is corrupt (%s); moved it to %s and fetching it again",
+        label,
+        path,
+        problem,
+        aside,
+    )
+    return False
+
+
+def _tofu_sha256(entry: ModelEntry, path: Path) -> tuple[str | None, str]:
+    """The sha256 a download must have, and its origin (declared or first use)."""
+    if entry.sha256:
+        return entry.sha256.lower(), "declared"
+    from omnihub.cache import read_record  # noqa: PLC0415
+
+    record: Record | None = read_record(path)
+    if record is not None and record.origin == "first-use":
+        return record.sha256, "first-use"
+    return None, "first-use"
+
+
+def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool) -> Path:
+    from omnihub.errors import DownloadError, IntegrityError, OfflineError  # noqa: PLC0415
+    from omnihub.locking import target_lock  # noqa: PLC0415
+
+    label = _label(entry)
+    if cfg.offline:
+        if force_download:
+            raise OfflineError(
+                f"{label}: force_download=True but offline mode is on (OMNIHUB_OFFLINE=1); "
+                f"the cached file would be {path}"
+            )
+        if _check_existing(entry, path, label=label, writable=os.access(path.parent, os.W_OK)):
+            return path
+        state = "is corrupt" if path.exists() else "is not cached"
+        raise OfflineError(
+            f"{label} {state} and offline mode is on (OMNIHUB_OFFLINE=1); "
+            f"expected a verified file at {path}"
+        )
+
+    def ready() -> bool:
+        return not force_download and is_fresh(path, entry.sha256, entry.size)
+
+    stack = contextlib.ExitStack()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        held = stack.enter_context(target_lock(path, label=label, ready=ready))
+    except OSError as exc:
+        # Read-only home: a good cached copy can still be used, nothing can be written.
+        if not force_download and _check_existing(entry, path, label=label, writable=False):
+            return path
+        raise DownloadError(
+            f"{label}: cannot download into {path}: {exc.strerror or exc} "
+            f"(is OMNIHUB_HOME={cfg.home} writable?)"
+        ) from None
+    with stack:
+        if not held:  # another process published it while we waited
+            touch_record(path)
+            return path
+        if not force_download and _check_existing(entry, path, label=label, writable=True):
+            return path
+        expected, origin = _tofu_sha256(entry, path)
+        partial = partial_path(path)
+        try:
+            transfer, source = _download_any(
+                entry, path=path, partial=partial, cfg=cfg, expected_sha256=expected, label=label
+            )
+        except IntegrityError as exc:
+            raise IntegrityError(f"{exc} (for {path})") from None
+        _publish(path, partial, transfer, source=source, origin=origin, label=label)
+        return path
+
+
+def _download_any(
+    entry: ModelEntry,
+    *,
+    path: Path,
+    partial: Path,
+    cfg: Config,
+    expected_sha256: str | None,
+    label: str,
+) -> tuple[Transfer, Source]:
+    """Try each repository's sources in order; fall back on not-found or unavailable only."""
+    from omnihub.download import WriteError, download  # noqa: PLC0415
+    from omnihub.errors import DownloadError, ModelNotFoundError  # noqa: PLC0415
+    from omnihub.repositories import repositories_for  # noqa: PLC0415
+
+    failures: list[str] = []
+    all_not_found = True
+    for repository in repositories_for(entry):
+        try:
+            sources = repository.sources(entry, cfg)
+        except (ModelNotFoundError, DownloadError) as exc:
+            all_not_found &= isinstance(exc, ModelNotFoundError)
+            failures.append(f"[{repository.name}] {exc}")
+            continue
+        for source in sources:
+            try:
+                transfer = download(
+                    source.url,
+                    partial,
+                    config=cfg,
+                    expected_size=entry.size,
+                    expected_sha256=expected_sha256,
+                    private_headers=source.headers,
+                    allow_file=source.allow_file,
+                    label=label,
+                )
+            except WriteError:
+                raise
+            except (ModelNotFoundError, DownloadError) as exc:
+                all_not_found &= isinstance(exc, ModelNotFoundError)
+                failures.append(f"[{source.repository}] {exc}")
+                _logger().info("%s: %s; trying the next source", label, exc)
+                continue
+            return transfer, source
+    if not failures:
+        raise ModelNotFoundError(
+            f"{label}: no repository can provide {entry.framework}/{entry.file} "
+            f"(repository={entry.repository!r}); it would be cached at {path}"
+        )
+    summary = "; ".join(failures)
+    if all_not_found:
+        raise ModelNotFoundError(f"{label} was not found: {summary}; it would be cached at {path}")
+    raise DownloadError(f"{label} could not be downloaded to {path}: {summary}")
+
+
+def _publish(
+    path: Path, partial: Path, transfer: Transfer, *, source: Source, origin: str, label: str
+) -> None:
+    """Move the verified partial into place atomically and record it."""
+    from omnihub.cache import Record, write_record  # noqa: PLC0415
+    from omnihub.urls import redact_url  # noqa: PLC0415
+
+    st = os.stat(partial)
+    os.replace(partial, path)
+    write_record(
+        path, Record(transfer.size, st.st_mtime_ns, transfer.sha256, origin, redact_url(source.url))
+    )
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _logger().info(
+        "%s: downloaded %d bytes from %s into %s",
+        label,
+        transfer.size,
+        redact_url(source.url),
+        path,
+    )

@@ -1,13 +1,28 @@
 """Loaders: turn a verified model file into a typed Python object.
 
-PLACEHOLDER skeleton -- the loaders work (issue 4) replaces the body. The contract the rest
-of the code relies on:
+The contract the rest of omnihub relies on:
 
-- ``load(entry, path) -> object``: pick a loader by ``entry.factory`` (a "module:callable"),
-  else by (format, framework, model_type), else the raw :class:`~omnihub.model_file.ModelFile`.
-- ``result_type(entry) -> tuple[str, str]``: ``(module, qualname)`` of the type ``load`` returns
-  for that entry, used by the compiler to annotate generated functions. It must not import
-  heavy libraries.
+- ``load(entry, path) -> object``: pick a loader by ``entry.factory`` (a ``"module:callable"``
+  called as ``factory(path, entry)``), else by (format, framework, model_type), else return
+  the raw :class:`~omnihub.model_file.ModelFile`.
+- ``result_type(entry) -> tuple[str, str]``: ``(module, qualname)`` of the type ``load``
+  returns for that entry, used by the compiler to annotate generated functions. It imports
+  nothing heavy.
+
+Built-in loaders (each imports its heavy dependency only when it runs):
+
+============  ================================================================
+format        returns
+============  ================================================================
+samediff      :class:`omnihub.loaders.samediff.SameDiffGraph`
+dl4j          :class:`omnihub.loaders.dl4j.MultiLayerNetwork` / ``ComputationGraph``
+onnx          ``onnx.ModelProto``
+safetensors   :class:`omnihub.loaders.safetensors_model.SafeTensorsWeights`
+gguf          :class:`omnihub.loaders.gguf_model.GGUFModel`
+raw           :class:`omnihub.model_file.ModelFile`
+============  ================================================================
+
+Add loaders with :func:`register` or an ``omnihub.loaders`` entry point (see docs/loaders.md).
 """
 
 from __future__ import annotations
@@ -15,19 +30,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omnihub.loaders._registry import (
+    ENTRY_POINT_GROUP,
+    LoaderSpec,
+    find_loader,
+    load,
+    register,
+    registered_loaders,
+    result_type,
+)
+
 if TYPE_CHECKING:
     from omnihub.catalog import ModelEntry
-
-__all__ = ["load", "result_type"]
-
-
-def result_type(entry: ModelEntry) -> tuple[str, str]:
-    """Return ``(module, qualname)`` of what :func:`load` returns for ``entry``."""
-    return ("omnihub.model_file", "ModelFile")
-
-
-def load(entry: ModelEntry, path: Path) -> object:
-    """Load ``path`` (already verified) as the model ``entry`` describes."""
     from omnihub.model_file import ModelFile
 
-    return ModelFile(path, entry)
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "LoaderSpec",
+    "find_loader",
+    "load",
+    "load_raw",
+    "register",
+    "registered_loaders",
+    "result_type",
+]
+
+
+def load_raw(entry: ModelEntry, path: Path) -> ModelFile:
+    """The ``raw`` format's loader: the verified file itself, as a :class:`ModelFile`."""
+    from omnihub.model_file import ModelFile  # noqa: PLC0415 -- pulls in cattrs
+
+    return ModelFile(Path(path), entry)

@@ -1,0 +1,105 @@
+"""Code the benchmarks run in fresh child processes; prints one JSON object on stdout.
+
+Run as a script (``python benchmarks/child.py <command> ...``) so that it imports nothing of
+the suite: the child sees omnihub exactly as a user's process does.
+
+- ``fetch <entry-json>``: ``omnihub.hub.fetch`` of a raw entry, timed around the call.
+- ``call <package> <function> <repetitions>``: call a generated function (a cache hit once
+  primed) many times; report the median, the sockets opened (audit hook) and whether
+  requests or tqdm were imported.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+_socket_events: list[str] = []
+
+
+def _audit(event: str, _args: tuple[object, ...]) -> None:
+    if event.startswith("socket."):
+        _socket_events.append(event)
+
+
+def _fetch(entry_json: str) -> dict[str, object]:
+    import json
+
+    from omnihub._enums import Format, Framework, ModelType
+    from omnihub.catalog import ModelEntry
+
+    data = json.loads(entry_json)
+    data["framework"] = Framework(data["framework"])
+    data["model_type"] = ModelType(data["model_type"])
+    data["format"] = Format(data["format"])
+    entry = ModelEntry(**data)
+    started = time.perf_counter()
+    from omnihub.hub import fetch
+
+    path = fetch(entry)
+    elapsed = time.perf_counter() - started
+    return {"elapsed": elapsed, "path": str(path), "vm_hwm": _vm_hwm()}
+
+
+def _vm_hwm() -> int:
+    """This process's peak RSS in bytes (VmHWM: its own address space, not inherited)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _call(package: str, function: str, repetitions: int) -> dict[str, object]:
+    import importlib
+    import os
+    import statistics
+
+    module = importlib.import_module(f"omnihub_generated.{package}")
+    model = getattr(module, function)
+    started = time.perf_counter()
+    result = model()
+    first = time.perf_counter() - started
+    samples = []
+    for _ in range(repetitions):
+        started = time.perf_counter()
+        model()
+        samples.append(time.perf_counter() - started)
+    path = getattr(result, "path", None)
+    baseline = []
+    if path is not None:
+        # DL4J's cache hit: File.exists() on the cache path, then load.
+        for _ in range(repetitions):
+            started = time.perf_counter()
+            os.path.exists(path)
+            baseline.append(time.perf_counter() - started)
+    return {
+        "first": first,
+        "median": statistics.median(samples),
+        "baseline_median": statistics.median(baseline) if baseline else None,
+        "result_type": f"{type(result).__module__}.{type(result).__qualname__}",
+        "path": None if path is None else str(path),
+        "sockets": len(_socket_events),
+        "requests_imported": "requests" in sys.modules,
+        "tqdm_imported": "tqdm" in sys.modules,
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch one command and print its JSON result."""
+    import json
+
+    if argv[:1] == ["fetch"] and len(argv) == 2:
+        print(json.dumps(_fetch(argv[1])))
+        return 0
+    if argv[:1] == ["call"] and len(argv) == 4:
+        sys.addaudithook(_audit)
+        print(json.dumps(_call(argv[1], argv[2], int(argv[3]))))
+        return 0
+    usage = "usage: child.py fetch ENTRY_JSON | call PACKAGE FUNCTION N"
+    print(f"{usage} (got {argv})", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

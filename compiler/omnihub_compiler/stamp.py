@@ -1,0 +1,86 @@
+"""The no-op fast path: skip a compile whose inputs and outputs are unchanged.
+
+The stamp records a sha256 over everything the output depends on -- the compiler version,
+every ``*.py`` under spec/ and its lock file, the ``--docs`` path, the compiler's own
+sources and the runtime's sources (the catalogue schema and ``omnihub.loaders.result_type``
+live there) -- and the size and mtime of every file it wrote. When both still match,
+nothing is loaded, rendered or written. It lives at
+``<out>/omnihub_generated/__pycache__/omnihub-compile.stamp``: ignored by git like any
+``__pycache__``, never packaged, and deleting it only costs one full compile.
+``--check`` never trusts it. Limitation: a third-party loader registered through an entry
+point can change result types without changing these inputs; run with ``--force`` then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["input_key", "stamp_is_current", "stamp_path", "write_stamp"]
+
+
+def stamp_path(out_dir: Path) -> Path:
+    """Where the stamp of ``out_dir`` lives."""
+    return out_dir / "omnihub_generated" / "__pycache__" / "omnihub-compile.stamp"
+
+
+def _sources() -> list[Path]:
+    import omnihub  # noqa: PLC0415
+
+    import omnihub_compiler  # noqa: PLC0415
+
+    roots = [Path(omnihub_compiler.__file__).parent, Path(str(omnihub.__file__)).parent]
+    return [p for root in roots for p in sorted(root.rglob("*.py"))]
+
+
+def input_key(spec_dir: Path, extra: str = "") -> str:
+    """sha256 over the compiler version, spec/ (with its lock file), the compiler and runtime
+    sources, and ``extra`` (the options that change the output, e.g. the ``--docs`` path)."""
+    from omnihub_compiler import __version__  # noqa: PLC0415
+
+    digest = hashlib.sha256(__version__.encode())
+    digest.update(f"\0{extra}\0".encode())
+    spec_files = sorted([*spec_dir.rglob("*.py"), *spec_dir.glob("*.lock")])
+    for path in [*spec_files, *_sources()]:
+        name = path.relative_to(spec_dir) if path in spec_files else path.name
+        digest.update(f"\0{name}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stats(out_dir: Path, files: Iterable[str]) -> dict[str, list[int]]:
+    result = {}
+    for rel in sorted(files):
+        st = (out_dir / rel).stat()
+        result[rel] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return result
+
+
+def stamp_is_current(out_dir: Path, key: str) -> bool:
+    """Whether ``out_dir`` was written from inputs hashing to ``key`` and not touched since."""
+    try:
+        data = json.loads(stamp_path(out_dir).read_text(encoding="utf-8"))
+        return bool(data["key"] == key and _stats(out_dir, data["files"]) == data["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def write_stamp(out_dir: Path, key: str, files: Iterable[str]) -> None:
+    """Record ``key`` and the current state of ``files`` (best effort).
+
+    ``files`` are relative to ``out_dir``; an absolute path (the ``--docs`` page) is kept as is.
+    """
+    path = stamp_path(out_dir)
+    try:
+        text = json.dumps({"key": key, "files": _stats(out_dir, files)})
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass

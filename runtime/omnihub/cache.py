@@ -1,0 +1,374 @@
+"""The model cache: cheap validation on a hit, self-repair, and maintenance for the CLI.
+
+Layout (DL4J's, so Java and Python share one cache): ``$OMNIHUB_HOME/<framework>/<file>``.
+Beside each verified file omnihub keeps ``<file>.omnihub.json``, a small record of its size,
+mtime and sha256. A hit compares the record with one ``stat`` -- truncation or replacement
+is noticed without rehashing -- and :func:`verify` rehashes fully. Other sidecars:
+``<file>.incomplete`` (+ ``.json``) a resumable partial download, ``<file>.lock`` the
+per-target lock, ``<file>.corrupt`` a quarantined bad copy.
+
+Public maintenance API (used by ``omnihub cache ...``): :func:`scan`, :func:`verify`,
+:func:`remove`, :func:`prune`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import attrs
+
+__all__ = [
+    "RECORD_SUFFIX",
+    "CachedFile",
+    "Pruned",
+    "Record",
+    "Verification",
+    "hash_file",
+    "is_fresh",
+    "prune",
+    "quarantine",
+    "read_record",
+    "record_path",
+    "remove",
+    "scan",
+    "touch_record",
+    "verify",
+    "write_record",
+]
+
+RECORD_SUFFIX = ".omnihub.json"
+_SIDECARS = (".incomplete", ".incomplete.json", ".lock", RECORD_SUFFIX, ".corrupt", ".tmp")
+_HASH_CHUNK = 1 << 20
+
+
+@attrs.frozen
+class Record:
+    """What omnihub knows about a verified cached file.
+
+    ``origin`` is ``"declared"`` when ``sha256`` came from the catalogue, ``"first-use"``
+    when it is the hash of the first download (trust on first use).
+    """
+
+    size: int
+    mtime_ns: int
+    sha256: str
+    origin: str = "declared"
+    url: str | None = None
+
+
+def record_path(path: Path) -> Path:
+    """``<file>.omnihub.json`` beside ``path``."""
+    return path.with_name(path.name + RECORD_SUFFIX)
+
+
+def read_record(path: Path) -> Record | None:
+    """The record of ``path``, or None when it is missing or unreadable."""
+    try:
+        with open(record_path(path), "rb") as fh:
+            data = json.loads(fh.read())
+        return Record(
+            size=int(data["size"]),
+            mtime_ns=int(data["mtime_ns"]),
+            sha256=str(data["sha256"]),
+            origin=str(data.get("origin", "declared")),
+            url=data.get("url"),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_record(path: Path, record: Record) -> None:
+    """Write the record atomically (temporary file + ``os.replace``)."""
+    target = record_path(path)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(attrs.asdict(record), sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def touch_record(path: Path) -> None:
+    """Mark ``path`` as just used (the record's own mtime); silently skipped if read-only."""
+    with contextlib.suppress(OSError):
+        os.utime(record_path(path))
+
+
+def is_fresh(path: Path, sha256: str | None, size: int | None) -> bool:
+    """The cheap hit test: file and record agree on size and mtime, and with the catalogue.
+
+    One ``stat`` and one small read; no hashing, no network, no heavy import.
+    """
+    try:
+        st = os.stat(path)
+        with open(record_path(path), "rb") as fh:
+            data = json.loads(fh.read())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    return (
+        data.get("size") == st.st_size
+        and data.get("mtime_ns") == st.st_mtime_ns
+        and (sha256 is None or data.get("sha256") == sha256.lower())
+        and (size is None or size == st.st_size)
+        and isinstance(data.get("sha256"), str)
+    )
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """``(sha256 hex, size)`` of the file's content."""
+    hasher = hashlib.sha256()
+    size = 0
+    buf = bytearray(_HASH_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            hasher.update(view[:n])
+            size += n
+    return hasher.hexdigest(), size
+
+
+def quarantine(path: Path) -> Path:
+    """Move a bad cached file aside to ``<file>.corrupt`` (replacing an older one)."""
+    aside = path.with_name(path.name + ".corrupt")
+    os.replace(path, aside)
+    return aside
+
+
+@attrs.frozen
+class CachedFile:
+    """One model file in the cache, as :func:`scan` found it.
+
+    ``state``: ``"ok"`` (record matches size and mtime), ``"unrecorded"`` (no record yet,
+    e.g. written by DL4J), ``"changed"`` (size or mtime differ from the record).
+    """
+
+    path: Path
+    framework: str
+    file: str
+    size: int
+    sha256: str | None
+    state: str
+    last_used: float
+
+
+@attrs.frozen
+class Verification:
+    """The result of rehashing one cached file."""
+
+    file: CachedFile
+    ok: bool
+    sha256: str
+    message: str
+
+
+@attrs.frozen
+class Pruned:
+    """A file :func:`prune` removed (or would remove, in a dry run), and why."""
+
+    path: Path
+    reason: str
+    size: int
+
+
+def _home(home: Path | str | None) -> Path:
+    if home is not None:
+        return Path(home).expanduser()
+    from omnihub.config import resolve  # noqa: PLC0415
+
+    return resolve().home
+
+
+def _is_sidecar(name: str) -> bool:
+    return name.endswith(_SIDECARS) or ".omnihub.json." in name or ".incomplete.json." in name
+
+
+def _describe(path: Path, framework: str, file: str) -> CachedFile:
+    st = path.stat()
+    record = read_record(path)
+    if record is None:
+        return CachedFile(path, framework, file, st.st_size, None, "unrecorded", st.st_mtime)
+    fresh = record.size == st.st_size and record.mtime_ns == st.st_mtime_ns
+    try:
+        last_used = max(record_path(path).stat().st_mtime, st.st_mtime)
+    except OSError:
+        last_used = st.st_mtime
+    state = "ok" if fresh else "changed"
+    return CachedFile(path, framework, file, st.st_size, record.sha256, state, last_used)
+
+
+def _walk(home: Path) -> Iterable[tuple[str, Path, str]]:
+    """Yield ``(framework, path, relative file)`` for every regular file under the home."""
+    if not home.is_dir():
+        return
+    for fw_dir in sorted(home.iterdir()):
+        if fw_dir.name.startswith(".") or not fw_dir.is_dir() or fw_dir.is_symlink():
+            continue
+        for root, dirs, files in os.walk(fw_dir):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(root, name)
+                if path.is_symlink():
+                    continue
+                yield fw_dir.name, path, path.relative_to(fw_dir).as_posix()
+
+
+def scan(home: Path | str | None = None) -> list[CachedFile]:
+    """Every model file in the cache (sidecars excluded), sorted by path."""
+    found = []
+    for framework, path, file in _walk(_home(home)):
+        if _is_sidecar(path.name):
+            continue
+        try:
+            found.append(_describe(path, framework, file))
+        except OSError:
+            continue  # removed while scanning
+    return found
+
+
+def verify(
+    files: Iterable[CachedFile] | None = None,
+    *,
+    home: Path | str | None = None,
+    repair: bool = False,
+) -> list[Verification]:
+    """Rehash cached files fully and compare with their records.
+
+    A file without a record gets one (trust on first use). With ``repair=True`` a file
+    whose content no longer matches is moved aside (``<file>.corrupt``), so the next use
+    downloads it again.
+    """
+    from omnihub.locking import try_target_lock  # noqa: PLC0415
+
+    results = []
+    for cached in scan(home) if files is None else files:
+        digest, size = hash_file(cached.path)
+        record = read_record(cached.path)
+        if record is None:
+            message = "no record; recorded its sha256 (trust on first use)"
+            try:
+                st = cached.path.stat()
+                write_record(cached.path, Record(size, st.st_mtime_ns, digest, "first-use"))
+            except OSError as exc:
+                message = f"no record, and cannot write one: {exc.strerror or exc}"
+            results.append(Verification(cached, True, digest, message))
+            continue
+        if digest == record.sha256:
+            st = cached.path.stat()
+            if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
+                write_record(cached.path, attrs.evolve(record, size=size, mtime_ns=st.st_mtime_ns))
+            results.append(Verification(cached, True, digest, "sha256 matches"))
+            continue
+        message = f"sha256 {digest}, expected {record.sha256}"
+        if repair:
+            with try_target_lock(cached.path) as locked:
+                if locked:
+                    aside = quarantine(cached.path)
+                    message += f"; moved aside to {aside}"
+                else:
+                    message += "; busy (being downloaded), left in place"
+        results.append(Verification(cached, False, digest, message))
+    return results
+
+
+def _unlink(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
+
+
+def remove(files: Iterable[CachedFile | Path]) -> int:
+    """Delete cached files with all their sidecars; return the bytes freed."""
+    from omnihub.locking import lock_path, target_lock  # noqa: PLC0415
+
+    freed = 0
+    for item in files:
+        path = item.path if isinstance(item, CachedFile) else Path(item)
+        with target_lock(path, label=path.name):
+            freed += _unlink(path)
+            for suffix in (RECORD_SUFFIX, ".incomplete", ".incomplete.json", ".corrupt"):
+                freed += _unlink(path.with_name(path.name + suffix))
+        _unlink(lock_path(path))
+    return freed
+
+
+def _base_of(name: str) -> str | None:
+    """The model file a sidecar belongs to, or None for a model file itself."""
+    for suffix in (".incomplete.json", ".incomplete", RECORD_SUFFIX, ".corrupt", ".lock"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    for marker in (RECORD_SUFFIX + ".", ".incomplete.json."):
+        if marker in name and name.endswith(".tmp"):
+            return name[: name.index(marker)]
+    return None
+
+
+def prune(
+    home: Path | str | None = None,
+    *,
+    max_size: int | None = None,
+    dry_run: bool = False,
+) -> list[Pruned]:
+    """Remove what the cache no longer needs, never touching a download in progress.
+
+    Always: partial downloads and quarantined ``.corrupt`` copies, records and locks whose
+    model file is gone, leftover temporary files. With ``max_size`` (bytes): then the least
+    recently used models until the total is within the budget.
+    """
+    from omnihub.locking import try_target_lock  # noqa: PLC0415
+
+    root = _home(home)
+    pruned: list[Pruned] = []
+
+    def drop(path: Path, reason: str) -> None:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        if not dry_run:
+            _unlink(path)
+        pruned.append(Pruned(path, reason, size))
+
+    models: list[CachedFile] = []
+    for framework, path, file in list(_walk(root)):
+        base = _base_of(path.name)
+        if base is None:
+            with contextlib.suppress(OSError):
+                models.append(_describe(path, framework, file))
+            continue
+        target = path.with_name(base)
+        if path.name.endswith(".lock"):
+            if not target.exists():
+                with try_target_lock(target) as free:
+                    if free:
+                        drop(path, "lock of a missing file")
+            continue
+        with try_target_lock(target) as free:
+            if not free:
+                continue  # a download of this model is running
+            if path.name.endswith((".incomplete", ".incomplete.json")):
+                drop(path, "partial download")
+            elif path.name.endswith(".corrupt"):
+                drop(path, "quarantined corrupt copy")
+            elif path.name.endswith(".tmp"):
+                drop(path, "temporary file")
+            elif not target.exists():
+                drop(path, "record of a missing file")
+    if max_size is not None:
+        total = sum(m.size for m in models)
+        for model in sorted(models, key=lambda m: m.last_used):
+            if total <= max_size:
+                break
+            with try_target_lock(model.path) as free:
+                if not free:
+                    continue
+                drop(model.path, f"least recently used (budget {max_size} bytes)")
+                drop(record_path(model.path), "record of a pruned file")
+                total -= model.size
+    return pruned

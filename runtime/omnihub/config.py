@@ -1,0 +1,212 @@
+"""Resolved runtime configuration: where the cache lives, where models come from, how to fetch.
+
+Every setting is resolved with the same precedence -- explicit argument, then environment
+variable, then built-in default -- and :func:`resolve` remembers where each value came from
+so that ``omnihub doctor`` (:func:`describe`) can show it. Resolution reads only
+``os.environ``: it is cheap enough to run on every call, so a changed environment is
+honoured without any global state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from omnihub._enums import DEFAULT_OMNIHUB_URL
+from omnihub.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_HF_ENDPOINT",
+    "ENV",
+    "Config",
+    "Setting",
+    "describe",
+    "resolve",
+]
+
+#: The Hugging Face Hub endpoint used when ``HF_ENDPOINT`` is unset.
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+
+#: Config field -> the environment variable(s) it is read from, first match wins.
+ENV: Mapping[str, tuple[str, ...]] = {
+    "home": ("OMNIHUB_HOME",),
+    "urls": ("OMNIHUB_URL",),
+    "offline": ("OMNIHUB_OFFLINE",),
+    "disable_progress": ("OMNIHUB_DISABLE_PROGRESS",),
+    "hf_endpoint": ("HF_ENDPOINT",),
+    "hf_token": ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
+    "allow_http": ("OMNIHUB_ALLOW_HTTP",),
+    "connect_timeout": ("OMNIHUB_CONNECT_TIMEOUT",),
+    "read_timeout": ("OMNIHUB_READ_TIMEOUT",),
+    "retries": ("OMNIHUB_RETRIES",),
+    "backoff": ("OMNIHUB_BACKOFF",),
+    "backoff_max": ("OMNIHUB_BACKOFF_MAX",),
+    "retry_after_max": ("OMNIHUB_RETRY_AFTER_MAX",),
+}
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+@attrs.frozen
+class Setting:
+    """One resolved setting, for display: its value (secrets masked) and its origin."""
+
+    name: str
+    value: str
+    source: str  # "argument", "environment (VAR)" or "default"
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """The fully resolved configuration one download or cache lookup runs with.
+
+    ``urls`` lists the omnihub zoo mirrors, tried in order (``OMNIHUB_URL`` may name several,
+    separated by whitespace or commas). Timeouts and backoff are in seconds; ``retries`` is
+    the number of extra attempts after the first on a transient failure.
+    """
+
+    home: Path
+    urls: tuple[str, ...]
+    offline: bool = False
+    disable_progress: bool = False
+    hf_endpoint: str = DEFAULT_HF_ENDPOINT
+    hf_token: str | None = attrs.field(default=None, repr=False)
+    allow_http: bool = False
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 5
+    backoff: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+    sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+def _default_home() -> Path:
+    return Path.home() / ".omnihub"
+
+
+_DEFAULTS: dict[str, object] = {
+    "urls": DEFAULT_OMNIHUB_URL,
+    "offline": False,
+    "disable_progress": False,
+    "hf_endpoint": DEFAULT_HF_ENDPOINT,
+    "hf_token": None,
+    "allow_http": False,
+    "connect_timeout": 10.0,
+    "read_timeout": 60.0,
+    "retries": 5,
+    "backoff": 0.5,
+    "backoff_max": 30.0,
+    "retry_after_max": 120.0,
+}
+
+
+def _parse_bool(name: str, text: str) -> bool:
+    folded = text.strip().lower()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    raise ConfigurationError(f"{name}={text!r}: expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _parse_number(name: str, text: str, kind: type[int] | type[float]) -> float:
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        raise ConfigurationError(
+            f"{name}={text!r}: expected a non-negative {kind.__name__}"
+        ) from None
+    if not value >= 0:  # negative or NaN
+        raise ConfigurationError(f"{name}={text!r}: expected a non-negative {kind.__name__}")
+    return value
+
+
+def _split_urls(name: str, text: str) -> tuple[str, ...]:
+    urls = tuple(u for u in text.replace(",", " ").split() if u)
+    if not urls:
+        raise ConfigurationError(f"{name}={text!r}: expected at least one base URL")
+    return urls
+
+
+def _convert(field: str, name: str, raw: object) -> object:
+    """Turn a raw argument or environment string into the field's type."""
+    if not isinstance(raw, str):
+        if field == "urls" and isinstance(raw, (list, tuple)):
+            return tuple(str(u) for u in raw)
+        if field == "home" and isinstance(raw, os.PathLike):
+            return Path(raw).expanduser()
+        return raw
+    if field == "home":
+        if not raw.strip():
+            raise ConfigurationError(f"{name} is empty: expected a directory path")
+        return Path(raw).expanduser()
+    if field == "urls":
+        return _split_urls(name, raw)
+    if field in {"offline", "disable_progress", "allow_http"}:
+        return _parse_bool(name, raw)
+    if field == "retries":
+        return int(_parse_number(name, raw, int))
+    if field in {"connect_timeout", "read_timeout", "backoff", "backoff_max", "retry_after_max"}:
+        return float(_parse_number(name, raw, float))
+    if field == "hf_endpoint":
+        return raw.strip().rstrip("/")
+    if field == "hf_token":
+        return raw.strip() or None
+    return raw
+
+
+def resolve(**overrides: object) -> Config:
+    """Resolve the configuration: keyword argument > environment variable > default.
+
+    Keyword names are :class:`Config` field names (``home``, ``urls``, ``offline``...); a
+    ``None`` argument counts as "not given". Invalid values raise
+    :class:`~omnihub.errors.ConfigurationError` naming the variable and what was expected.
+    Base URLs are checked against the transport policy by :mod:`omnihub.urls` when used.
+    """
+    unknown = set(overrides) - set(ENV)
+    if unknown:
+        raise ConfigurationError(f"unknown configuration setting(s): {', '.join(sorted(unknown))}")
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    environ = os.environ
+    for field, names in ENV.items():
+        given = overrides.get(field)
+        if given is not None:
+            values[field] = _convert(field, field, given)
+            sources[field] = "argument"
+            continue
+        for name in names:
+            text = environ.get(name)
+            if text is not None and (text.strip() or field in {"offline", "disable_progress"}):
+                values[field] = _convert(field, name, text)
+                sources[field] = f"environment ({name})"
+                break
+        else:
+            default = _default_home() if field == "home" else _DEFAULTS[field]
+            values[field] = _convert(field, field, default)
+            sources[field] = "default"
+    return Config(sources=sources, **values)  # type: ignore[arg-type]
+
+
+def describe(config: Config | None = None) -> list[Setting]:
+    """List every setting of ``config`` (default: :func:`resolve`) with where it came from.
+
+    The Hugging Face token is shown only as "set" or "unset", never its value.
+    """
+    cfg = resolve() if config is None else config
+    rows: list[Setting] = []
+    for field in ENV:
+        value = getattr(cfg, field)
+        if field == "hf_token":
+            shown = "unset" if value is None else "set (hidden)"
+        elif field == "urls":
+            shown = " ".join(value)
+        else:
+            shown = str(value)
+        rows.append(Setting(field, shown, cfg.sources.get(field, "argument")))
+    return rows

@@ -1,0 +1,230 @@
+"""Pure functions that build and parse model URLs and cache paths, and the transport policy.
+
+Nothing here touches the network or the filesystem. Names coming from catalogues and specs
+are validated before they become URLs or paths: a framework or file name can never contain
+``..``, an absolute or drive-relative path, a backslash, NUL or another control character,
+or an empty segment, so a cache path always stays inside ``OMNIHUB_HOME`` under both POSIX
+and Windows path semantics. URL segments are percent-encoded (UTF-8), so ``parse(build(x))``
+returns ``x`` exactly for any valid name, including ones with spaces, ``%`` or ``#``.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import TypeVar
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from omnihub.errors import ConfigurationError
+
+__all__ = [
+    "RESERVED_SUFFIXES",
+    "build_hf_url",
+    "build_model_url",
+    "cache_path",
+    "check_base_url",
+    "check_remote_url",
+    "is_loopback",
+    "normalize_base_url",
+    "parse_hf_url",
+    "parse_model_url",
+    "redact_url",
+    "split_name",
+]
+
+#: Suffixes of the files omnihub keeps beside a cached model; model names may not end so.
+RESERVED_SUFFIXES = (".incomplete", ".incomplete.json", ".lock", ".omnihub.json", ".corrupt")
+
+_MAX_SEGMENT_BYTES = 200  # leaves room for the sidecar suffixes under NAME_MAX (255)
+_FORBIDDEN = frozenset("\\:\x7f") | frozenset(chr(c) for c in range(32))
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+P = TypeVar("P", bound=PurePath)
+
+
+def _check_segment(segment: str, what: str, whole: str) -> None:
+    if not segment:
+        raise ConfigurationError(f"{what} {whole!r}: empty path segment")
+    if segment.strip(". ") == "":
+        raise ConfigurationError(f"{what} {whole!r}: segment {segment!r} is not a plain name")
+    bad = _FORBIDDEN.intersection(segment)
+    if bad:
+        shown = ", ".join(repr(c) for c in sorted(bad))
+        raise ConfigurationError(f"{what} {whole!r}: forbidden character(s) {shown}")
+    try:
+        size = len(segment.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ConfigurationError(f"{what} {whole!r}: not valid unicode text") from None
+    if size > _MAX_SEGMENT_BYTES:
+        raise ConfigurationError(
+            f"{what} {whole!r}: segment is {size} bytes, at most {_MAX_SEGMENT_BYTES} allowed"
+        )
+
+
+def split_name(name: str, what: str = "file name", *, single: bool = False) -> tuple[str, ...]:
+    """Validate a relative ``/``-separated name and return its segments.
+
+    ``single=True`` requires exactly one segment (framework names). Raises
+    :class:`~omnihub.errors.ConfigurationError` naming the offending value.
+    """
+    if not isinstance(name, str):
+        raise ConfigurationError(f"{what} {name!r}: expected a string")
+    if name.startswith("/"):
+        raise ConfigurationError(f"{what} {name!r}: absolute names are not allowed")
+    parts = tuple(name.split("/"))
+    if single and len(parts) != 1:
+        raise ConfigurationError(f"{what} {name!r}: must not contain '/'")
+    for part in parts:
+        _check_segment(part, what, name)
+    if parts[-1].endswith(RESERVED_SUFFIXES):
+        raise ConfigurationError(
+            f"{what} {name!r}: names ending in {', '.join(RESERVED_SUFFIXES)} are reserved"
+        )
+    return parts
+
+
+def cache_path(home: P, framework: str, file: str) -> P:
+    """``<home>/<framework>/<file>`` (DL4J's layout), with both names validated.
+
+    Generic over the path flavour so tests can check POSIX and Windows semantics alike.
+    """
+    (fw,) = split_name(str(framework), "framework", single=True)
+    return home.joinpath(fw, *split_name(file))
+
+
+def _quote_all(parts: tuple[str, ...]) -> str:
+    return "/".join(quote(p, safe="") for p in parts)
+
+
+def _unquote(segment: str, url: str) -> str:
+    try:
+        return unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"URL {redact_url(url)!r}: invalid percent-encoding") from None
+
+
+def normalize_base_url(base: str) -> str:
+    """Strip trailing slashes; reject bases without a scheme or host, or with a query."""
+    parts = urlsplit(base)
+    if parts.scheme not in {"http", "https", "file"}:
+        raise ConfigurationError(
+            f"base URL {redact_url(base)!r}: scheme must be https, http or file"
+        )
+    if parts.scheme != "file" and not parts.hostname:
+        raise ConfigurationError(f"base URL {redact_url(base)!r}: no host")
+    if parts.query or parts.fragment or base.endswith(("?", "#")):
+        raise ConfigurationError(
+            f"base URL {redact_url(base)!r}: must not have a query or fragment"
+        )
+    return base.rstrip("/")
+
+
+def build_model_url(base: str, framework: str, file: str) -> str:
+    """``<base>/<framework>/<file>``, each segment percent-encoded."""
+    fw = split_name(str(framework), "framework", single=True)
+    return f"{normalize_base_url(base)}/{_quote_all(fw)}/{_quote_all(split_name(file))}"
+
+
+def parse_model_url(url: str, base: str) -> tuple[str, str]:
+    """Inverse of :func:`build_model_url`: ``(framework, file)`` of a URL under ``base``."""
+    prefix = normalize_base_url(base) + "/"
+    if not url.startswith(prefix):
+        raise ConfigurationError(f"URL {redact_url(url)!r} is not under {redact_url(base)!r}")
+    parts = [_unquote(p, url) for p in url[len(prefix) :].split("/")]
+    if len(parts) < 2:
+        raise ConfigurationError(f"URL {redact_url(url)!r}: expected <framework>/<file>")
+    framework, file = parts[0], "/".join(parts[1:])
+    split_name(framework, "framework", single=True)
+    split_name(file)
+    return framework, file
+
+
+def build_hf_url(endpoint: str, repo_id: str, revision: str, file: str) -> str:
+    """``<endpoint>/<repo id>/resolve/<revision>/<file>`` as the Hugging Face Hub serves files.
+
+    The revision is one encoded segment (``refs/pr/1`` becomes ``refs%2Fpr%2F1``), as the
+    Hub's own client does.
+    """
+    repo = split_name(repo_id, "Hugging Face repository id")
+    if len(repo) > 2:
+        raise ConfigurationError(f"Hugging Face repository id {repo_id!r}: expected 'owner/name'")
+    if not revision:
+        raise ConfigurationError("Hugging Face revision: empty")
+    rev = quote(revision, safe="")
+    path = _quote_all(split_name(file))
+    return f"{normalize_base_url(endpoint)}/{_quote_all(repo)}/resolve/{rev}/{path}"
+
+
+def parse_hf_url(url: str, endpoint: str) -> tuple[str, str, str]:
+    """Inverse of :func:`build_hf_url`: ``(repo_id, revision, file)``."""
+    prefix = normalize_base_url(endpoint) + "/"
+    if not url.startswith(prefix):
+        raise ConfigurationError(f"URL {redact_url(url)!r} is not under {redact_url(endpoint)!r}")
+    parts = url[len(prefix) :].split("/")
+    for n in (1, 2):
+        if len(parts) > n + 2 and parts[n] == "resolve":
+            repo = "/".join(_unquote(p, url) for p in parts[:n])
+            revision = _unquote(parts[n + 1], url)
+            file = "/".join(_unquote(p, url) for p in parts[n + 2 :])
+            split_name(file)
+            return repo, revision, file
+    raise ConfigurationError(f"URL {redact_url(url)!r}: expected <repo>/resolve/<revision>/<file>")
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (the only hosts plain http may reach)."""
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    if host in _LOOPBACK_NAMES:
+        return True
+    import ipaddress  # noqa: PLC0415 -- only needed for http URLs
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_remote_url(url: str, *, allow_http: bool, allow_file: bool, what: str = "URL") -> str:
+    """Apply the transport policy to a URL about to be fetched; return it unchanged.
+
+    HTTPS always; plain http only to a loopback host or with ``allow_http``
+    (``OMNIHUB_ALLOW_HTTP=1``); ``file://`` only when ``allow_file`` (a configured mirror,
+    never a catalogue URL or a redirect).
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "https" and parts.hostname:
+        return url
+    if scheme == "http" and parts.hostname:
+        if allow_http or is_loopback(parts.hostname):
+            return url
+        raise ConfigurationError(
+            f"{what} {redact_url(url)!r}: plain http is allowed only to loopback hosts; "
+            "use https or set OMNIHUB_ALLOW_HTTP=1"
+        )
+    if scheme == "file":
+        if allow_file:
+            return url
+        raise ConfigurationError(
+            f"{what} {redact_url(url)!r}: file:// URLs are allowed only as configured mirrors"
+        )
+    raise ConfigurationError(f"{what} {redact_url(url)!r}: expected an https:// URL")
+
+
+def check_base_url(base: str, *, allow_http: bool) -> str:
+    """Normalize a configured mirror or endpoint and apply the transport policy to it."""
+    normalized = normalize_base_url(base)
+    check_remote_url(normalized, allow_http=allow_http, allow_file=True, what="base URL")
+    return normalized
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user:password removed and the query hidden, safe for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "<redacted>" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -1,0 +1,243 @@
+"""The cache: cheap hits, self-repair, trust on first use, force_download, offline, maintenance."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import omnihub.cache
+import pytest
+from omnihub.cache import hash_file, prune, read_record, remove, scan, verify
+from omnihub.errors import IntegrityError, OfflineError
+from omnihub.hub import fetch
+
+from tests.runtime.fault_server import Fault
+from tests.runtime.helpers import Env, entry, payload, sha256
+
+
+def test_second_call_is_a_hit_without_network_or_rehash(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(10_000)
+    where = env.publish("model.fb", data)
+    model = entry(data=data)
+    first = fetch(model)
+    calls: list[Path] = []
+
+    def spy(path: Path) -> tuple[str, int]:
+        calls.append(path)
+        return ("", 0)
+
+    monkeypatch.setattr(omnihub.cache, "hash_file", spy)
+    assert fetch(model) == first
+    assert len(env.server.requests_for(where)) == 1
+    assert calls == []
+
+
+def test_truncated_cached_file_is_repaired_with_a_warning(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = payload(10_000)
+    where = env.publish("model.fb", data)
+    model = entry(data=data)
+    path = fetch(model)
+    with path.open("r+b") as fh:
+        fh.truncate(5000)
+    with caplog.at_level(logging.WARNING, logger="omnihub"):
+        assert fetch(model).read_bytes() == data
+    assert "is corrupt" in caplog.text
+    assert "moved it to" in caplog.text
+    assert path.with_name("model.fb.corrupt").read_bytes() == data[:5000]
+    assert len(env.server.requests_for(where)) == 2
+
+
+def test_replaced_content_same_size_is_noticed_by_mtime(env: Env) -> None:
+    data = payload(10_000)
+    where = env.publish("model.fb", data)
+    model = entry(data=data)
+    path = fetch(model)
+    path.write_bytes(payload(10_000, seed=5))  # same size, new mtime
+    assert fetch(model).read_bytes() == data
+    assert len(env.server.requests_for(where)) == 2
+
+
+def test_touched_but_intact_file_is_rehashed_not_downloaded(env: Env) -> None:
+    data = payload(10_000)
+    where = env.publish("model.fb", data)
+    model = entry(data=data)
+    path = fetch(model)
+    os.utime(path, ns=(1, 1))
+    assert fetch(model) == path
+    assert len(env.server.requests_for(where)) == 1
+    record = read_record(path)
+    assert record is not None
+    assert record.mtime_ns == 1
+
+
+def test_file_without_record_is_adopted_after_hashing(env: Env) -> None:
+    """A file placed by DL4J (same layout, no record) is verified and used, not downloaded."""
+    data = payload(10_000)
+    where = env.publish("model.fb", data)
+    path = env.home / "samediff" / "model.fb"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    assert fetch(entry(data=data)) == path
+    assert env.server.requests_for(where) == []
+    assert read_record(path) is not None
+
+
+def test_catalogue_sha_change_replaces_a_stale_copy(env: Env) -> None:
+    old, new = payload(1000, seed=1), payload(1000, seed=2)
+    where = env.publish("model.fb", old)
+    fetch(entry(data=old))
+    env.publish("model.fb", new)
+    assert fetch(entry(data=new)).read_bytes() == new
+    assert len(env.server.requests_for(where)) == 2
+
+
+def test_trust_on_first_use_detects_a_changed_upstream(env: Env) -> None:
+    first, changed = payload(1000, seed=1), payload(1000, seed=2)
+    env.publish("model.fb", first)
+    model = entry(data=first, declare=False)
+    path = fetch(model)
+    record = read_record(path)
+    assert record is not None
+    assert record.origin == "first-use"
+    assert record.sha256 == sha256(first)
+    env.publish("model.fb", changed)
+    with pytest.raises(IntegrityError, match=f"expected {sha256(first)}"):
+        fetch(model, force_download=True)
+    assert path.read_bytes() == first  # the good copy survives
+
+
+def test_trust_on_first_use_repairs_local_corruption(env: Env) -> None:
+    data = payload(1000)
+    env.publish("model.fb", data)
+    model = entry(data=data, declare=False)
+    path = fetch(model)
+    path.write_bytes(b"tampered")
+    assert fetch(model).read_bytes() == data
+
+
+def test_force_download_keeps_the_good_copy_until_verified(env: Env) -> None:
+    data = payload(10_000)
+    where = env.publish("model.fb", data)
+    model = entry(data=data)
+    path = fetch(model)
+    inode = path.stat().st_ino
+    env.server.fault(where, Fault.flip(3))
+    with pytest.raises(IntegrityError):
+        fetch(model, force_download=True)
+    assert path.read_bytes() == data
+    assert path.stat().st_ino == inode
+    assert fetch(model, force_download=True).read_bytes() == data
+    assert path.stat().st_ino != inode  # replaced by the new verified copy
+    assert len(env.server.requests_for(where)) == 3
+
+
+def test_offline_with_a_cached_copy_uses_it(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = payload(1000)
+    where = env.publish("model.fb", data)
+    model = entry(data=data)
+    fetch(model)
+    monkeypatch.setenv("OMNIHUB_OFFLINE", "1")
+    assert fetch(model).read_bytes() == data
+    assert len(env.server.requests_for(where)) == 1
+
+
+def test_offline_without_a_copy_names_the_expected_path(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.publish("model.fb", b"x")
+    monkeypatch.setenv("OMNIHUB_OFFLINE", "1")
+    with pytest.raises(OfflineError, match="OMNIHUB_OFFLINE") as info:
+        fetch(entry(data=b"x"))
+    assert str(env.home / "samediff" / "model.fb") in str(info.value)
+    assert env.server.log == []
+    with pytest.raises(OfflineError, match="force_download"):
+        fetch(entry(data=b"x"), force_download=True)
+
+
+def test_scan_verify_remove(env: Env) -> None:
+    a, b = payload(1000, seed=1), payload(2000, seed=2)
+    env.publish("a.fb", a)
+    env.publish("sub/b.onnx", b, framework="onnx")
+    from omnihub._enums import Framework
+
+    fetch(entry("a.fb", data=a))
+    fetch(entry("sub/b.onnx", data=b, framework=Framework.ONNX))
+    found = {(c.framework, c.file): c for c in scan(env.home)}
+    assert set(found) == {("samediff", "a.fb"), ("onnx", "sub/b.onnx")}
+    assert found[("onnx", "sub/b.onnx")].size == 2000
+    assert all(c.state == "ok" and c.sha256 for c in found.values())
+    assert all(v.ok for v in verify(home=env.home))
+
+    target = found[("samediff", "a.fb")].path
+    with target.open("r+b") as fh:  # same size and mtime kept: only a full rehash sees it
+        st = target.stat()
+        fh.write(b"\x00")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    bad = [v for v in verify(home=env.home, repair=True) if not v.ok]
+    assert len(bad) == 1
+    assert bad[0].file.path == target
+    assert "moved aside" in bad[0].message
+    assert not target.exists()
+
+    freed = remove([found[("onnx", "sub/b.onnx")]])
+    assert freed >= 2000
+    assert scan(env.home) == []
+
+
+def test_verify_records_unrecorded_files(tmp_path: Path) -> None:
+    path = tmp_path / "dl4j" / "m.zip"
+    path.parent.mkdir()
+    path.write_bytes(b"dl4j model")
+    (result,) = verify(home=tmp_path)
+    assert result.ok
+    assert "first use" in result.message
+    assert (scan(tmp_path)[0].sha256, scan(tmp_path)[0].state) == (sha256(b"dl4j model"), "ok")
+
+
+def test_prune_removes_leftovers_and_applies_a_budget(env: Env) -> None:
+    a, b = payload(1000, seed=1), payload(3000, seed=2)
+    env.publish("a.fb", a)
+    env.publish("b.fb", b)
+    pa = fetch(entry("a.fb", data=a))
+    pb = fetch(entry("b.fb", data=b))
+    folder = pa.parent
+    (folder / "c.fb.incomplete").write_bytes(b"partial")
+    (folder / "c.fb.incomplete.json").write_text("{}")
+    (folder / "gone.fb.omnihub.json").write_text("{}")
+    (folder / "a.fb.corrupt").write_bytes(b"bad")
+    os.utime(pb.with_name("b.fb.omnihub.json"), (1, 1))  # b used long ago
+    os.utime(pb, (1, 1))
+    os.utime(pa.with_name("a.fb.omnihub.json"))
+
+    dry = prune(env.home, dry_run=True)
+    assert (folder / "c.fb.incomplete").exists()
+    assert dry
+    reasons = {p.path.name: p.reason for p in prune(env.home, max_size=2000)}
+    assert reasons["c.fb.incomplete"] == "partial download"
+    assert reasons["gone.fb.omnihub.json"] == "record of a missing file"
+    assert reasons["a.fb.corrupt"] == "quarantined corrupt copy"
+    assert reasons["b.fb"].startswith("least recently used")
+    assert pa.exists()
+    assert not pb.exists()
+    assert [c.file for c in scan(env.home)] == ["a.fb"]
+
+
+def test_hash_file_matches_hashlib(tmp_path: Path) -> None:
+    data = payload(3_000_001)
+    (tmp_path / "f").write_bytes(data)
+    assert hash_file(tmp_path / "f") == (sha256(data), len(data))
+
+
+@pytest.mark.parametrize("file", ["../escape.fb", "/etc/passwd", "a\\..\\b", "C:x.fb"])
+def test_names_escaping_the_home_fail_before_any_network(env: Env, file: str) -> None:
+    from omnihub.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="file name"):
+        fetch(entry(file, data=b"x"))
+    assert env.server.log == []
+    assert not env.home.exists() or not any(env.home.rglob("*"))

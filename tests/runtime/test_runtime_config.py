@@ -1,0 +1,91 @@
+"""Configuration: argument > environment > default, with the origin of every value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omnihub._enums import DEFAULT_OMNIHUB_URL
+from omnihub.config import DEFAULT_HF_ENDPOINT, describe, resolve
+from omnihub.errors import ConfigurationError
+
+_VARS = (
+    "OMNIHUB_HOME",
+    "OMNIHUB_URL",
+    "OMNIHUB_OFFLINE",
+    "OMNIHUB_DISABLE_PROGRESS",
+    "HF_ENDPOINT",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "OMNIHUB_RETRIES",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults() -> None:
+    cfg = resolve()
+    assert cfg.home == Path.home() / ".omnihub"
+    assert cfg.urls == (DEFAULT_OMNIHUB_URL,)
+    assert cfg.offline is False
+    assert cfg.hf_endpoint == DEFAULT_HF_ENDPOINT
+    assert cfg.sources["home"] == "default"
+    assert cfg.sources["urls"] == "default"
+
+
+def test_environment_beats_default_and_argument_beats_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OMNIHUB_HOME", str(tmp_path / "env"))
+    monkeypatch.setenv("OMNIHUB_URL", "https://a.example/zoo, https://b.example/zoo")
+    monkeypatch.setenv("OMNIHUB_OFFLINE", "yes")
+    cfg = resolve()
+    assert cfg.home == tmp_path / "env"
+    assert cfg.offline is True
+    assert cfg.urls == ("https://a.example/zoo", "https://b.example/zoo")
+    assert cfg.sources["home"] == "environment (OMNIHUB_HOME)"
+    cfg = resolve(home=tmp_path / "arg", urls="https://c.example", offline=False)
+    assert cfg.home == tmp_path / "arg"
+    assert cfg.urls == ("https://c.example",)
+    assert cfg.offline is False
+    assert cfg.sources["offline"] == "argument"
+
+
+def test_home_expands_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMNIHUB_HOME", "~/models")
+    assert resolve().home == Path.home() / "models"
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("OMNIHUB_OFFLINE", "maybe", "OMNIHUB_OFFLINE='maybe'"),
+        ("OMNIHUB_RETRIES", "-1", "OMNIHUB_RETRIES='-1'"),
+        ("OMNIHUB_RETRIES", "many", "non-negative int"),
+        ("OMNIHUB_URL", " , ", "at least one base URL"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigurationError, match=message):
+        resolve()
+
+
+def test_unknown_argument_is_an_error() -> None:
+    with pytest.raises(ConfigurationError, match="nonsense"):
+        resolve(nonsense=1)
+
+
+def test_describe_shows_sources_and_hides_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "hf_supersecret")
+    rows = {s.name: s for s in describe()}
+    assert rows["hf_token"].value == "set (hidden)"
+    assert rows["hf_token"].source == "environment (HUGGING_FACE_HUB_TOKEN)"
+    assert rows["urls"].source == "default"
+    assert "hf_supersecret" not in repr(describe()) + repr(resolve())
