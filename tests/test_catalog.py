@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from omnihub._enums import Format, Framework, ModelType
 from omnihub.catalog import Catalog, ModelEntry, catalog_from_json, catalog_to_json
 from omnihub.errors import ConfigurationError
@@ -48,3 +47,11 @@ def test_wrong_schema_version_names_the_source() -> None:
 def test_garbage_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match=r"y\.json: invalid catalogue"):
         catalog_from_json(b"{not json", source="y.json")
+
+
+def test_public_api_lists_every_lazy_name_and_resolves_it() -> None:
+    import omnihub
+
+    assert sorted(omnihub.__all__) == sorted(["__version__", *omnihub._LAZY])
+    for name in omnihub.__all__:
+        assert getattr(omnihub, name) is not None

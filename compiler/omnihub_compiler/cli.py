@@ -82,10 +82,10 @@ def _pin(argv: Sequence[str]) -> int:
     args = _pin_parser().parse_args(argv)
     if args.jobs < 1:
         _pin_parser().error("--jobs must be at least 1")
-    from omnihub.errors import OmnihubError  # noqa: PLC0415
+    from omnihub.errors import OmnihubError
 
-    from omnihub_compiler.errors import CompileError  # noqa: PLC0415
-    from omnihub_compiler.pin import pin_spec  # noqa: PLC0415
+    from omnihub_compiler.errors import CompileError
+    from omnihub_compiler.pin import pin_spec
 
     try:
         report = pin_spec(
@@ -133,11 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["pin"]:
         return _pin(argv[1:])
     args = _parser().parse_args(argv)
-    import gc  # noqa: PLC0415 -- keep --help fast
+    import gc  # here, not at the top: keeps --help fast
 
     gc.disable()  # a compile allocates many small objects and frees them all at exit
-    from omnihub_compiler.compile import compile_spec  # noqa: PLC0415
-    from omnihub_compiler.errors import CompileError  # noqa: PLC0415
+    from omnihub_compiler.compile import compile_spec
+    from omnihub_compiler.errors import CompileError
 
     try:
         diff = compile_spec(

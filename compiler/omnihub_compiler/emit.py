@@ -250,7 +250,7 @@ def pretrained_modules(catalogs: list[Catalog]) -> tuple[ast.Module, ast.Module]
 
 def emit_tree(catalogs: list[Catalog]) -> dict[str, bytes]:
     """Every generated file, as ``{relative path: content}`` under the output directory."""
-    from omnihub.loaders import result_type  # noqa: PLC0415 -- loaders import attrs
+    from omnihub.loaders import result_type  # loaders import attrs
 
     files: dict[str, bytes] = {}
     for catalog in catalogs:

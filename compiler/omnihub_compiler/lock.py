@@ -28,7 +28,6 @@ The model key is ``<package>.<python_name>``; ``url`` is the entry's identity
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ from pathlib import Path
 import attrs
 from omnihub.catalog import Catalog, ModelEntry
 
+from omnihub_compiler.atomic import replace_file
 from omnihub_compiler.errors import SpecError
 
 __all__ = [
@@ -222,11 +222,5 @@ def write_lock(path: Path, entries: Mapping[str, LockEntry]) -> bool:
             return False
     except (OSError, UnicodeDecodeError):
         pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    replace_file(path, text.encode())
     return True

@@ -75,9 +75,9 @@ def _one_line(exc: BaseException) -> str:
 
 def _measure(entry: ModelEntry, home: Path | None) -> LockEntry:
     """Download ``entry`` through the runtime and return its measured lock entry."""
-    from omnihub.cache import hash_file, read_record  # noqa: PLC0415
-    from omnihub.config import resolve  # noqa: PLC0415
-    from omnihub.hub import fetch  # noqa: PLC0415
+    from omnihub.cache import hash_file, read_record
+    from omnihub.config import resolve
+    from omnihub.hub import fetch
 
     config = resolve(home=home)
     path = fetch(entry, config=config)
@@ -134,8 +134,8 @@ def pin_spec(
         )
         return PinReport(lock_path, tuple(todo), kept, dropped, (), differs)
     if todo and not use_cache:
-        from omnihub.config import resolve  # noqa: PLC0415
-        from omnihub.errors import OfflineError  # noqa: PLC0415
+        from omnihub.config import resolve
+        from omnihub.errors import OfflineError
 
         if resolve().offline:
             raise OfflineError(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,9 +27,9 @@ def stamp_path(out_dir: Path) -> Path:
 
 
 def _sources() -> list[Path]:
-    import omnihub  # noqa: PLC0415
+    import omnihub
 
-    import omnihub_compiler  # noqa: PLC0415
+    import omnihub_compiler
 
     roots = [Path(omnihub_compiler.__file__).parent, Path(str(omnihub.__file__)).parent]
     return [p for root in roots for p in sorted(root.rglob("*.py"))]
@@ -39,7 +38,7 @@ def _sources() -> list[Path]:
 def input_key(spec_dir: Path, extra: str = "") -> str:
     """sha256 over the compiler version, spec/ (with its lock file), the compiler and runtime
     sources, and ``extra`` (the options that change the output, e.g. the ``--docs`` path)."""
-    from omnihub_compiler import __version__  # noqa: PLC0415
+    from omnihub_compiler import __version__
 
     digest = hashlib.sha256(__version__.encode())
     digest.update(f"\0{extra}\0".encode())
@@ -78,9 +77,8 @@ def write_stamp(out_dir: Path, key: str, files: Iterable[str]) -> None:
         text = json.dumps({"key": key, "files": _stats(out_dir, files)})
         if path.exists() and path.read_text(encoding="utf-8") == text:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        from omnihub_compiler.atomic import replace_file
+
+        replace_file(path, text.encode("utf-8"))
     except OSError:
         pass

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import attrs
 
+from omnihub_compiler.atomic import replace_file
 from omnihub_compiler.emit import GENERATED_ROOT, HEADER
 
 __all__ = ["TreeDiff", "diff_tree", "is_generated_file", "write_file", "write_tree"]
@@ -185,14 +186,7 @@ def write_file(path: Path, content: bytes) -> bool:
             return False
     except OSError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    replace_file(path, content)
     return True
 
 

@@ -44,26 +44,60 @@ _LAZY: dict[str, str] = {
     "load": "omnihub.search",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+# Static, so that linters and type checkers see it; tests check it equals _LAZY's keys.
+__all__ = [
+    "__version__",
+    "AmbiguousModelError",
+    "Catalog",
+    "ConfigurationError",
+    "Criteria",
+    "DEFAULT_OMNIHUB_URL",
+    "DownloadError",
+    "Format",
+    "Framework",
+    "HuggingFaceRepository",
+    "IntegrityError",
+    "LoadError",
+    "ModelEntry",
+    "ModelFile",
+    "ModelNotFoundError",
+    "ModelType",
+    "OfflineError",
+    "OmnihubError",
+    "Repository",
+    "Source",
+    "UrlRepository",
+    "ZooRepository",
+    "cache",
+    "config",
+    "fetch",
+    "list_models",
+    "load",
+    "register_repository",
+    "registered_repositories",
+    "unregister_repository",
+]
 
 if TYPE_CHECKING:
     from typing import Any
 
+    from omnihub._enums import DEFAULT_OMNIHUB_URL as DEFAULT_OMNIHUB_URL
+    from omnihub._enums import Format as Format
+    from omnihub._enums import Framework as Framework
+    from omnihub._enums import ModelType as ModelType
     from omnihub import cache as cache
+    from omnihub.catalog import Catalog as Catalog
+    from omnihub.catalog import ModelEntry as ModelEntry
     from omnihub import config as config
-    from omnihub._enums import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
-    from omnihub.catalog import Catalog, ModelEntry
-    from omnihub.errors import (
-        ConfigurationError,
-        DownloadError,
-        IntegrityError,
-        LoadError,
-        ModelNotFoundError,
-        OfflineError,
-        OmnihubError,
-    )
-    from omnihub.hub import fetch
-    from omnihub.model_file import ModelFile
+    from omnihub.errors import ConfigurationError as ConfigurationError
+    from omnihub.errors import DownloadError as DownloadError
+    from omnihub.errors import IntegrityError as IntegrityError
+    from omnihub.errors import LoadError as LoadError
+    from omnihub.errors import ModelNotFoundError as ModelNotFoundError
+    from omnihub.errors import OfflineError as OfflineError
+    from omnihub.errors import OmnihubError as OmnihubError
+    from omnihub.hub import fetch as fetch
+    from omnihub.model_file import ModelFile as ModelFile
     from omnihub.repositories import HuggingFaceRepository as HuggingFaceRepository
     from omnihub.repositories import Repository as Repository
     from omnihub.repositories import Source as Source

@@ -174,7 +174,7 @@ class Flusher:
     """
 
     def __init__(self, fd: int, step: int = FLUSH_STEP) -> None:
-        import os  # noqa: PLC0415 -- keeps the module's import list minimal
+        import os
 
         self._os = os
         self.fd = fd

@@ -177,7 +177,7 @@ class Pruned:
 def _home(home: Path | str | None) -> Path:
     if home is not None:
         return Path(home).expanduser()
-    from omnihub.config import resolve  # noqa: PLC0415
+    from omnihub.config import resolve
 
     return resolve().home
 
@@ -241,7 +241,7 @@ def verify(
     whose content no longer matches is moved aside (``<file>.corrupt``), so the next use
     downloads it again.
     """
-    from omnihub.locking import try_target_lock  # noqa: PLC0415
+    from omnihub.locking import try_target_lock
 
     results = []
     for cached in scan(home) if files is None else files:
@@ -285,7 +285,7 @@ def _unlink(path: Path) -> int:
 
 def remove(files: Iterable[CachedFile | Path]) -> int:
     """Delete cached files with all their sidecars; return the bytes freed."""
-    from omnihub.locking import lock_path, target_lock  # noqa: PLC0415
+    from omnihub.locking import lock_path, target_lock
 
     freed = 0
     for item in files:
@@ -321,7 +321,7 @@ def prune(
     model file is gone, leftover temporary files. With ``max_size`` (bytes): then the least
     recently used models until the total is within the budget.
     """
-    from omnihub.locking import try_target_lock  # noqa: PLC0415
+    from omnihub.locking import try_target_lock
 
     root = _home(home)
     pruned: list[Pruned] = []

@@ -45,6 +45,8 @@ ENV: Mapping[str, tuple[str, ...]] = {
     "backoff": ("OMNIHUB_BACKOFF",),
     "backoff_max": ("OMNIHUB_BACKOFF_MAX",),
     "retry_after_max": ("OMNIHUB_RETRY_AFTER_MAX",),
+    "connections": ("OMNIHUB_CONNECTIONS",),
+    "parallel_min_size": ("OMNIHUB_PARALLEL_MIN_SIZE",),
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -66,7 +68,9 @@ class Config:
 
     ``urls`` lists the omnihub zoo mirrors, tried in order (``OMNIHUB_URL`` may name several,
     separated by whitespace or commas). Timeouts and backoff are in seconds; ``retries`` is
-    the number of extra attempts after the first on a transient failure.
+    the number of extra attempts after the first on a transient failure. Files of at least
+    ``parallel_min_size`` bytes from servers that accept ranges are fetched over
+    ``connections`` connections at once (1: always one stream).
     """
 
     home: Path
@@ -82,6 +86,8 @@ class Config:
     backoff: float = 0.5
     backoff_max: float = 30.0
     retry_after_max: float = 120.0
+    connections: int = 8
+    parallel_min_size: int = 64 << 20
     sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
 
 
@@ -102,6 +108,8 @@ _DEFAULTS: dict[str, object] = {
     "backoff": 0.5,
     "backoff_max": 30.0,
     "retry_after_max": 120.0,
+    "connections": 8,
+    "parallel_min_size": 64 << 20,
 }
 
 
@@ -149,8 +157,11 @@ def _convert(field: str, name: str, raw: object) -> object:
         return _split_urls(name, raw)
     if field in {"offline", "disable_progress", "allow_http"}:
         return _parse_bool(name, raw)
-    if field == "retries":
-        return int(_parse_number(name, raw, int))
+    if field in {"retries", "connections", "parallel_min_size"}:
+        value = int(_parse_number(name, raw, int))
+        if field == "connections" and value < 1:
+            raise ConfigurationError(f"{name}={raw!r}: expected at least 1 connection")
+        return value
     if field in {"connect_timeout", "read_timeout", "backoff", "backoff_max", "retry_after_max"}:
         return float(_parse_number(name, raw, float))
     if field == "hf_endpoint":

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from omnihub._parallel import ParallelFailed, Segment, plan
+from omnihub._parallel import run as run_segments
 from omnihub._stream import Flusher, WriteFailed, pump
 from omnihub.errors import DownloadError, IntegrityError, ModelNotFoundError
 from omnihub.progress import progress_bar
@@ -96,7 +100,7 @@ def _resume_state(partial: Path, url: str) -> tuple[int, str | None]:
         meta = json.loads(meta_path(partial).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return 0, None
-    if not isinstance(meta, dict) or meta.get("url") != url or size == 0:
+    if not isinstance(meta, dict) or meta.get("url") != url or size == 0 or "segments" in meta:
         return 0, None
     validator = meta.get("etag") or meta.get("last_modified")
     if not isinstance(validator, str) or validator.startswith("W/"):
@@ -122,7 +126,7 @@ def _retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
-    from email.utils import parsedate_to_datetime  # noqa: PLC0415 -- rare path
+    from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(value)
@@ -139,7 +143,7 @@ def _backoff(config: Config, attempt: int) -> float:
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
-    from urllib.parse import urlsplit  # noqa: PLC0415
+    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.hostname, parts.port
@@ -153,9 +157,9 @@ def _open(
     config: Config,
 ) -> requests.Response:
     """GET ``url`` following redirects by hand; ``private`` headers stay on the first origin."""
-    from urllib.parse import urljoin  # noqa: PLC0415
+    from urllib.parse import urljoin
 
-    import requests  # noqa: PLC0415
+    import requests
 
     current = url
     origin = _origin(url)
@@ -248,6 +252,203 @@ def _limited(
     return read
 
 
+def _parallel_possible(config: Config, state: Mapping[str, bool]) -> bool:
+    return config.connections > 1 and hasattr(os, "pwrite") and not state.get("single_only")
+
+
+def _strong_validator(headers: Mapping[str, Any]) -> str | None:
+    """A strong ETag, else Last-Modified, from response headers or a saved meta record."""
+    etag = headers.get("ETag") or headers.get("etag")
+    if isinstance(etag, str) and etag and not etag.startswith("W/"):
+        return etag
+    modified = headers.get("Last-Modified") or headers.get("last_modified")
+    return modified if isinstance(modified, str) and modified else None
+
+
+def _parallel_state(
+    partial: Path, url: str, expected_size: int | None
+) -> tuple[list[Segment], int, dict[str, Any]] | None:
+    """The saved segments of a parallel partial download of ``url``, if it can be resumed."""
+    try:
+        meta = json.loads(meta_path(partial).read_text(encoding="utf-8"))
+        size = partial.stat().st_size
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("url") != url or "segments" not in meta:
+        return None
+    try:
+        total = int(meta["total"])
+        segments = [Segment(int(a), int(b), int(c)) for a, b, c in meta["segments"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    valid = (
+        size == total
+        and (expected_size is None or expected_size == total)
+        and _strong_validator(meta) is not None
+        and segments
+        and segments[0].start == 0
+        and segments[-1].end == total
+        and all(a.end == b.start for a, b in itertools.pairwise(segments))
+        and all(0 <= s.done <= s.end - s.start for s in segments)
+    )
+    return (segments, total, meta) if valid else None
+
+
+class _RangeRefused(Exception):
+    """The server answered a segment's range request with the whole file (or a 416)."""
+
+
+class _Body:
+    """A segment body: reads straight from the response, closes response and session."""
+
+    def __init__(self, response: requests.Response, session: requests.Session | None) -> None:
+        self.response = response
+        self.session = session
+        self.readinto = _body_reader(response, False)
+
+    def close(self) -> None:
+        self.response.close()
+        if self.session is not None:
+            self.session.close()
+
+
+def _attempt_parallel(
+    url: str,
+    partial: Path,
+    *,
+    segments: list[Segment],
+    total: int,
+    meta: dict[str, Any],
+    first: requests.Response | None,
+    config: Config,
+    private: Mapping[str, str],
+    label: str,
+    state: dict[str, bool],
+) -> tuple[Any, int, int]:
+    """Fetch the missing bytes of every segment over parallel connections (see _parallel)."""
+    import http.client
+
+    import requests
+    import urllib3
+
+    validator = _strong_validator(meta) or ""
+    resumed = sum(seg.done for seg in segments)
+
+    def open_range(start: int, end: int) -> _Body:
+        session = requests.Session()
+        session.headers["User-Agent"] = "omnihub/0.1"
+        headers = {
+            "Accept-Encoding": "identity",
+            "Range": f"bytes={start}-{end}",
+            "If-Range": validator,
+        }
+        try:
+            response = _open(session, url, headers, private, config)
+        except BaseException:
+            session.close()
+            raise
+        status = response.status_code
+        content_range = _parse_content_range(response.headers.get("Content-Range"))
+        if status == 206 and content_range is not None and content_range[0] == start:
+            return _Body(response, session)
+        response.close()
+        session.close()
+        if status in (200, 206, 416):
+            raise _RangeRefused(f"HTTP {status} for bytes {start}-{end}")
+        if status in _NOT_FOUND:
+            raise ModelNotFoundError(f"{label}: {redact_url(url)} answered HTTP {status}")
+        if status in _DENIED:
+            raise DownloadError(f"{label}: {redact_url(url)} answered HTTP {status}")
+        raise _Retry(f"HTTP {status} for bytes {start}-{end}")
+
+    def classify(exc: BaseException) -> str:
+        if isinstance(exc, _RangeRefused):
+            return "changed"
+        if isinstance(exc, (_Retry, ConnectionError)):
+            return "network"
+        if isinstance(
+            exc,
+            (urllib3.exceptions.HTTPError, requests.RequestException, http.client.HTTPException),
+        ):
+            return "network"
+        if isinstance(exc, OSError) and not isinstance(exc, DownloadError):
+            return "network"
+        return "fatal"
+
+    def save(segs: list[Segment]) -> None:
+        data = {**meta, "segments": [[seg.start, seg.end, seg.done] for seg in segs]}
+        tmp = meta_path(partial).with_name(meta_path(partial).name + f".{os.getpid()}.tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, meta_path(partial))
+
+    fresh = first is not None
+    try:
+        if fresh:
+            _discard(partial)
+        fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        if first is not None:
+            first.close()
+        raise _write_error(partial, exc) from None
+    bar = progress_bar(total, resumed, label, disabled=config.disable_progress)
+    bar_lock = threading.Lock()
+
+    def progress(n: int) -> None:
+        with bar_lock:
+            bar.update(n)
+
+    try:
+        if fresh:
+            try:
+                os.ftruncate(fd, total)
+            except OSError as exc:
+                raise _write_error(partial, exc) from None
+            save(segments)
+        logger.info(
+            "%s: fetching %d bytes over %d connections (%d already here)",
+            label,
+            total,
+            sum(1 for seg in segments if not seg.complete),
+            resumed,
+        )
+        try:
+            hasher = run_segments(
+                fd,
+                segments,
+                total,
+                open_range=open_range,
+                classify=classify,
+                first=_Body(first, None) if first is not None else None,
+                progress=progress,
+                save=save,
+            )
+        except ParallelFailed as failed:
+            if failed.kind == "write" and isinstance(failed.cause, OSError):
+                raise _write_error(partial, failed.cause) from None
+            if failed.kind == "changed":
+                _discard(partial)
+                state["single_only"] = True
+                raise _Retry(
+                    f"server refused a byte range ({failed.cause}); starting over as one stream",
+                    delay=0.0,
+                ) from None
+            if failed.kind == "network":
+                done = sum(seg.done for seg in segments)
+                raise _Retry(f"{failed} after {done} of {total} bytes") from None
+            if isinstance(failed.cause, Exception):
+                raise failed.cause from None
+            raise
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise _write_error(partial, exc) from None
+        return hasher, total, resumed
+    finally:
+        os.close(fd)
+        bar.close()
+
+
 def _write_error(partial: Path, exc: OSError) -> WriteError:
     _discard(partial)
     return WriteError(f"cannot write {partial}: {exc.strerror or exc}; nothing was kept")
@@ -262,13 +463,30 @@ def _attempt(
     private: Mapping[str, str],
     expected_size: int | None,
     label: str,
+    state: dict[str, bool],
 ) -> tuple[Any, int, int]:
     """One request: returns ``(hasher, size, resumed_from)`` with ``partial`` complete."""
-    import http.client  # noqa: PLC0415
+    import http.client
 
-    import requests  # noqa: PLC0415
-    import urllib3  # noqa: PLC0415
+    import requests
+    import urllib3
 
+    if _parallel_possible(config, state):
+        resumable = _parallel_state(partial, url, expected_size)
+        if resumable is not None:
+            saved_segments, saved_total, saved_meta = resumable
+            return _attempt_parallel(
+                url,
+                partial,
+                segments=saved_segments,
+                total=saved_total,
+                meta=saved_meta,
+                first=None,
+                config=config,
+                private=private,
+                label=label,
+                state=state,
+            )
     offset, validator = _resume_state(partial, url)
     headers = {"Accept-Encoding": "identity"}
     if offset and validator:
@@ -322,6 +540,32 @@ def _attempt(
             "identity",
             "",
         }
+        if (
+            status == 200
+            and not encoded
+            and total is not None
+            and total >= max(config.parallel_min_size, 2)
+            and _parallel_possible(config, state)
+            and response.headers.get("Accept-Ranges", "").lower() == "bytes"
+            and _strong_validator(response.headers) is not None
+        ):
+            return _attempt_parallel(
+                url,
+                partial,
+                segments=plan(total, config.connections),
+                total=total,
+                meta={
+                    "url": url,
+                    "etag": response.headers.get("ETag"),
+                    "last_modified": response.headers.get("Last-Modified"),
+                    "total": total,
+                },
+                first=response,
+                config=config,
+                private=private,
+                label=label,
+                state=state,
+            )
         try:
             if mode == "wb":
                 _discard(partial)
@@ -396,8 +640,8 @@ def _copy_local(
     label: str,
 ) -> Transfer:
     """The ``file://`` transport: copy a configured local mirror's file, hashing as it goes."""
-    from urllib.parse import unquote, urlsplit  # noqa: PLC0415
-    from urllib.request import url2pathname  # noqa: PLC0415
+    from urllib.parse import unquote, urlsplit
+    from urllib.request import url2pathname
 
     parts = urlsplit(url)
     if parts.netloc not in {"", "localhost"}:
@@ -467,11 +711,12 @@ def download(
         return _copy_local(
             url, partial, expected_size=expected_size, expected_sha256=expected_sha256, label=label
         )
-    import requests  # noqa: PLC0415
+    import requests
 
     private = dict(private_headers or {})
     attempt = 0
     restarted = False
+    state: dict[str, bool] = {}
     with requests.Session() as session:
         session.headers["User-Agent"] = "omnihub/0.1"
         while True:
@@ -484,6 +729,7 @@ def download(
                     private=private,
                     expected_size=expected_size,
                     label=label,
+                    state=state,
                 )
             except _Retry as retry:
                 attempt += 1

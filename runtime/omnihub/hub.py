@@ -69,7 +69,7 @@ def _label(entry: ModelEntry) -> str:
 
 
 def _logger() -> logging.Logger:
-    import logging  # noqa: PLC0415 -- not needed on a cache hit
+    import logging
 
     return logging.getLogger("omnihub")
 
@@ -80,7 +80,7 @@ def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool
     Rehashes it. A good file gets a fresh record (if ``writable``); a bad one is moved aside
     to ``<file>.corrupt`` with a warning (if ``writable``) so the caller fetches it again.
     """
-    from omnihub.cache import Record, hash_file, quarantine, read_record, write_record  # noqa: PLC0415
+    from omnihub.cache import Record, hash_file, quarantine, read_record, write_record
 
     try:
         st = os.stat(path)
@@ -119,7 +119,7 @@ def _tofu_sha256(entry: ModelEntry, path: Path) -> tuple[str | None, str]:
     """The sha256 a download must have, and its origin (declared or first use)."""
     if entry.sha256:
         return entry.sha256.lower(), "declared"
-    from omnihub.cache import read_record  # noqa: PLC0415
+    from omnihub.cache import read_record
 
     record: Record | None = read_record(path)
     if record is not None and record.origin == "first-use":
@@ -128,8 +128,8 @@ def _tofu_sha256(entry: ModelEntry, path: Path) -> tuple[str | None, str]:
 
 
 def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool) -> Path:
-    from omnihub.errors import DownloadError, IntegrityError, OfflineError  # noqa: PLC0415
-    from omnihub.locking import target_lock  # noqa: PLC0415
+    from omnihub.errors import DownloadError, IntegrityError, OfflineError
+    from omnihub.locking import target_lock
 
     label = _label(entry)
     if cfg.offline:
@@ -138,9 +138,10 @@ def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool
                 f"{label}: force_download=True but offline mode is on (OMNIHUB_OFFLINE=1); "
                 f"the cached file would be {path}"
             )
+        existed = path.exists()
         if _check_existing(entry, path, label=label, writable=os.access(path.parent, os.W_OK)):
             return path
-        state = "is corrupt" if path.exists() else "is not cached"
+        state = "is corrupt (moved aside)" if existed else "is not cached"
         raise OfflineError(
             f"{label} {state} and offline mode is on (OMNIHUB_OFFLINE=1); "
             f"expected a verified file at {path}"
@@ -189,9 +190,9 @@ def _download_any(
     label: str,
 ) -> tuple[Transfer, Source]:
     """Try each repository's sources in order; fall back on not-found or unavailable only."""
-    from omnihub.download import WriteError, download  # noqa: PLC0415
-    from omnihub.errors import DownloadError, ModelNotFoundError  # noqa: PLC0415
-    from omnihub.repositories import repositories_for  # noqa: PLC0415
+    from omnihub.download import WriteError, download
+    from omnihub.errors import DownloadError, ModelNotFoundError
+    from omnihub.repositories import repositories_for
 
     failures: list[str] = []
     all_not_found = True
@@ -237,8 +238,8 @@ def _publish(
     path: Path, partial: Path, transfer: Transfer, *, source: Source, origin: str, label: str
 ) -> None:
     """Move the verified partial into place atomically and record it."""
-    from omnihub.cache import Record, write_record  # noqa: PLC0415
-    from omnihub.urls import redact_url  # noqa: PLC0415
+    from omnihub.cache import Record, write_record
+    from omnihub.urls import redact_url
 
     st = os.stat(partial)
     os.replace(partial, path)

@@ -39,7 +39,7 @@ def progress_bar(total: int | None, initial: int, label: str, *, disabled: bool)
     interactive = stream is not None and hasattr(stream, "isatty") and stream.isatty()
     if disabled or not interactive or total is None or total < MIN_PROGRESS_BYTES:
         return _Silent()
-    from tqdm import tqdm  # noqa: PLC0415 -- heavy, only for an interactive bar
+    from tqdm import tqdm
 
     return tqdm(
         total=total,

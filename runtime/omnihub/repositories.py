@@ -131,7 +131,7 @@ class UrlRepository:
 
 def _json_get(url: str, headers: Mapping[str, str], config: Config, what: str) -> object:
     """GET a small JSON document (the Hub's listing API) with the download transport rules."""
-    import requests  # noqa: PLC0415 -- only when a listing is needed
+    import requests
 
     check_remote_url(url, allow_http=config.allow_http, allow_file=False)
     try:
@@ -175,7 +175,7 @@ class HuggingFaceRepository:
 
     def list_files(self, repo_id: str, revision: str, config: Config) -> list[str]:
         """The file names in ``repo_id`` at ``revision``, from the Hub's model API."""
-        from urllib.parse import quote  # noqa: PLC0415
+        from urllib.parse import quote
 
         endpoint = check_base_url(self.endpoint or config.hf_endpoint, allow_http=config.allow_http)
         split_name(repo_id, "Hugging Face repository id")
@@ -273,7 +273,7 @@ def _load_entry_points() -> None:
     if _state["entry_points_loaded"]:
         return
     _state["entry_points_loaded"] = True
-    from importlib.metadata import entry_points  # noqa: PLC0415
+    from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:

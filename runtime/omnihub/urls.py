@@ -177,7 +177,7 @@ def is_loopback(host: str | None) -> bool:
     host = host.lower().rstrip(".")
     if host in _LOOPBACK_NAMES:
         return True
-    import ipaddress  # noqa: PLC0415 -- only needed for http URLs
+    import ipaddress
 
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

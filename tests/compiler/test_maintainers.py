@@ -239,9 +239,20 @@ def test_wheel_builds_installs_in_a_fresh_venv_and_type_checks(tmp_path: Path) -
     assert "omnihub_generated/__init__.py" not in names
     assert not any("__pycache__" in n for n in names)
 
+    # `pip install ./generated` into a fresh venv. The runtime and its dependencies come from
+    # this checkout through a .pth (the install is --no-deps and offline); generated/ does not.
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    deps = next(p for p in map(Path, sys.path) if p.name == "site-packages")
+    Path(purelib, "omnihub_runtime.pth").write_text(f"{REPO / 'runtime'}\n{deps}\n")
+    shutil.rmtree(source / "build", ignore_errors=True)
     install = subprocess.run(
         [
             sys.executable,
@@ -252,8 +263,9 @@ def test_wheel_builds_installs_in_a_fresh_venv_and_type_checks(tmp_path: Path) -
             "install",
             "-q",
             "--no-deps",
+            "--no-build-isolation",
             "--no-index",
-            str(wheel),
+            str(source),
         ],
         capture_output=True,
         text=True,
@@ -261,15 +273,9 @@ def test_wheel_builds_installs_in_a_fresh_venv_and_type_checks(tmp_path: Path) -
         timeout=120,
     )
     assert install.returncode == 0, install.stdout + install.stderr
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    # The runtime and its dependencies (the wheel was installed with --no-deps), not generated/.
-    deps = next(p for p in map(Path, sys.path) if p.name == "site-packages")
-    Path(purelib, "omnihub_runtime.pth").write_text(f"{REPO / 'runtime'}\n{deps}\n")
+    installed = Path(purelib, "omnihub_generated")
+    assert sorted(p.name for p in installed.iterdir()) == packages
+    assert not (installed / "__init__.py").exists()
     probe = subprocess.run(
         [
             str(python),
@@ -681,3 +687,24 @@ def test_pin_use_cache_keeps_files_and_then_works_offline(
     assert again.stdout.splitlines()[0] == "pinned zoo.a"
     assert seen == []
     assert (spec_dir / "omnihub.lock").read_text() == lock
+
+
+def test_atomic_writes_never_follow_a_planted_symlink(tmp_path: Path) -> None:
+    """pyproject.toml, the --docs page and the stamp go through fresh O_EXCL temporaries."""
+    spec_dir = tmp_path / "spec"
+    shutil.copytree(FIXTURES / "spec", spec_dir)
+    out, page = tmp_path / "out", tmp_path / "models.md"
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    stamp_dir = out / "omnihub_generated" / "__pycache__"
+    stamp_dir.mkdir(parents=True)
+    for directory, name in ((out, "pyproject.toml"), (tmp_path, "models.md")):
+        for pattern in (f".{name}.{os.getpid()}.tmp", f"{name}.{os.getpid()}.tmp"):
+            (directory / pattern).symlink_to(victim)
+    (stamp_dir / f"omnihub-compile.stamp.{os.getpid()}.tmp").symlink_to(victim)
+    compile_spec(spec_dir, out, docs=page)
+    assert victim.read_text() == "precious"
+    assert page.read_bytes() == (FIXTURES / "models.md.golden").read_bytes()
+    assert _toml((out / "pyproject.toml").read_text())["project"]["name"] == "omnihub-generated"
+    leftovers = [p.name for p in tmp_path.rglob("*.tmp") if not p.is_symlink()]
+    assert leftovers == []

@@ -448,8 +448,10 @@ def test_endless_body_is_cut_off_at_the_declared_size(env: Env, sleeps: list[flo
     result = _fetch_watched(env, entry(data=data), data)
     assert isinstance(result, IntegrityError)
     _assert_failed_clean(env)
-    assert where in env.server.hung_up  # the client stopped reading early
-    assert env.server.endless_sent[where] < 32_000_000
+    server = env.server
+    assert isinstance(server, HostServer)
+    assert where in server.hung_up  # the client stopped reading early
+    assert server.endless_sent[where] < 32_000_000
 
 
 # -- any sequence of faults ----------------------------------------------------------------------

@@ -288,6 +288,9 @@ def test_hostile_names_never_climb_in_urls(framework: object, file: str) -> None
     assert parse_model_url(url, base) == (str(framework), file)
 
 
+_homes = iter(range(10**9))
+
+
 @settings(
     max_examples=60,
     deadline=None,
@@ -295,10 +298,12 @@ def test_hostile_names_never_climb_in_urls(framework: object, file: str) -> None
 )
 @given(framework=hostile_frameworks, file=hostile_files)
 def test_hostile_catalogue_entries_through_fetch(
-    env: Env, tmp_path: Path, framework: object, file: str
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, framework: object, file: str
 ) -> None:
     """A ModelEntry straight from a hostile catalogue: typed error or a file inside the home;
     the server is only ever asked for paths under the zoo prefix."""
+    home = env.home / f"h{next(_homes)}"  # each example its own home, all inside env.home
+    monkeypatch.setenv("OMNIHUB_HOME", str(home))
     hostile: Any = framework  # deliberately not a Framework
     model = attrs.evolve(entry(data=b"m"), framework=hostile, file=file)
     try:
@@ -306,7 +311,7 @@ def test_hostile_catalogue_entries_through_fetch(
     except OmnihubError:
         pass
     else:  # pragma: no cover - the server has no such file
-        assert _inside(str(path), str(env.home), os.path)
+        assert _inside(str(path), str(home), os.path)
     assert all(r.path.startswith("/zoo/") for r in env.server.log)
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["home"])
 

@@ -40,6 +40,11 @@ class Fault:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     @staticmethod
+    def none() -> Fault:
+        """Serve this request normally (a placeholder to target a later request)."""
+        return Fault("none")
+
+    @staticmethod
     def status(code: int, headers: Mapping[str, str] | None = None) -> Fault:
         """Answer with this status and a tiny body."""
         return Fault("status", code, dict(headers or {}))
@@ -115,6 +120,15 @@ class Logged:
     headers: Mapping[str, str]
     status: int
     body_bytes: int  # body bytes actually sent
+
+    @property
+    def range_end(self) -> int | None:
+        """The last byte asked for with ``Range: bytes=N-M``, or None."""
+        value = self.headers.get("range")
+        if not value or not value.startswith("bytes="):
+            return None
+        last = value[6:].split("-")[1]
+        return int(last) if last else None
 
     @property
     def range_start(self) -> int | None:
@@ -202,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
             if head:
                 return 200, 0
             return 200, self._send_body(fault.arg, None)
-        start = 0
+        start, end = 0, len(data)
         status = 200
         extra: dict[str, str] = {}
         if resource.etag:
@@ -216,13 +230,15 @@ class _Handler(BaseHTTPRequestHandler):
         if ranged:
             if_range = headers.get("if-range")
             if if_range is None or if_range in {resource.etag, resource.last_modified}:
-                spec = headers["range"]
-                first = int(spec.removeprefix("bytes=").split("-")[0])
-                if first >= len(data):
+                spec = headers["range"].removeprefix("bytes=")
+                first_text, _, last_text = spec.partition("-")
+                first = int(first_text)
+                last = min(int(last_text), len(data) - 1) if last_text else len(data) - 1
+                if first >= len(data) or last < first:
                     return self._simple(416, b"", {"Content-Range": f"bytes */{len(data)}"}), 0
-                start, status = first, 206
-                extra["Content-Range"] = f"bytes {first}-{len(data) - 1}/{len(data)}"
-        body = data[start:]
+                start, end, status = first, last + 1, 206
+                extra["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+        body = data[start:end]
         self.send_response(status)
         for k, v in extra.items():
             self.send_header(k, v)

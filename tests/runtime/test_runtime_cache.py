@@ -146,6 +146,19 @@ def test_offline_with_a_cached_copy_uses_it(env: Env, monkeypatch: pytest.Monkey
     assert len(env.server.requests_for(where)) == 1
 
 
+def test_offline_with_a_corrupt_copy_says_so(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = payload(1000)
+    env.publish("model.fb", data)
+    model = entry(data=data)
+    path = fetch(model)
+    path.write_bytes(b"garbage")
+    monkeypatch.setenv("OMNIHUB_OFFLINE", "1")
+    with pytest.raises(OfflineError, match="is corrupt") as info:
+        fetch(model)
+    assert str(path) in str(info.value)
+    assert len(env.server.log) == 1
+
+
 def test_offline_without_a_copy_names_the_expected_path(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:

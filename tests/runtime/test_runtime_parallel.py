@@ -1,0 +1,143 @@
+"""Parallel ranged downloads: segments, resume per segment, fallback to one stream, integrity."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+
+import pytest
+from omnihub._parallel import plan
+from omnihub.errors import IntegrityError
+from omnihub.hub import fetch
+
+from tests.runtime.fault_server import Fault
+from tests.runtime.helpers import Env, entry, payload, spawn_fetch
+
+SIZE = 6_000_000
+
+
+@pytest.fixture(autouse=True)
+def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMNIHUB_CONNECTIONS", "4")
+    monkeypatch.setenv("OMNIHUB_PARALLEL_MIN_SIZE", "1000000")
+
+
+def test_plan_covers_the_file_exactly() -> None:
+    for total, n in [(10, 3), (1, 8), (6_000_000, 4), (7, 7), (100, 1)]:
+        segments = plan(total, n)
+        assert segments[0].start == 0
+        assert segments[-1].end == total
+        assert all(a.end == b.start for a, b in itertools.pairwise(segments))
+        assert len(segments) <= n
+
+
+def test_large_file_is_fetched_over_several_connections(env: Env) -> None:
+    data = payload(SIZE)
+    where = env.publish("model.fb", data)
+    assert fetch(entry(data=data)).read_bytes() == data
+    gets = env.server.requests_for(where)
+    assert len(gets) == 4
+    assert gets[0].range_start is None  # the request that revealed the size serves segment 0
+    ranged = sorted((g.range_start, g.range_end) for g in gets[1:])
+    assert ranged == [(1_500_000, 2_999_999), (3_000_000, 4_499_999), (4_500_000, 5_999_999)]
+    assert all(g.headers.get("if-range") for g in gets[1:])
+    assert not (env.home / "samediff" / "model.fb.incomplete.json").exists()
+
+
+def test_one_connection_setting_keeps_one_stream(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMNIHUB_CONNECTIONS", "1")
+    data = payload(SIZE)
+    where = env.publish("model.fb", data)
+    assert fetch(entry(data=data)).read_bytes() == data
+    assert len(env.server.requests_for(where)) == 1
+
+
+def test_a_failed_segment_resumes_only_its_missing_bytes(env: Env) -> None:
+    data = payload(SIZE)
+    where = env.publish("model.fb", data)
+    env.server.fault(where, Fault.none(), Fault.reset(600_000))  # one of the ranged requests
+    assert fetch(entry(data=data)).read_bytes() == data
+    gets = env.server.requests_for(where)
+    (broken,) = [g for g in gets[1:4] if g.status == 0]
+    retried = gets[4:]
+    assert len(retried) == 1  # only the broken segment is asked for again
+    start = broken.range_start or 0
+    # the bytes received before the reset are kept, up to one 256 KiB buffer in flight
+    assert start + 600_000 - (256 << 10) <= (retried[0].range_start or 0) <= start + 600_000
+    assert retried[0].range_end == broken.range_end
+
+
+def test_server_refusing_ranges_falls_back_to_one_stream(env: Env) -> None:
+    data = payload(SIZE)
+    where = env.publish("model.fb", data, ignore_range=True)  # advertises ranges, ignores them
+    assert fetch(entry(data=data)).read_bytes() == data
+    statuses = [g.status for g in env.server.requests_for(where)]
+    assert statuses[-1] == 200
+    assert all(g.range_start is None for g in env.server.requests_for(where)[-1:])
+
+
+def test_flipped_byte_in_a_segment_is_an_integrity_error(env: Env) -> None:
+    data = payload(SIZE)
+    where = env.publish("model.fb", data)
+    env.server.fault(where, Fault.none(), *[Fault.flip(4_000_000)] * 3)  # whichever serves it
+    with pytest.raises(IntegrityError, match="sha256"):
+        fetch(entry(data=data))
+    folder = env.home / "samediff"
+    assert not (folder / "model.fb").exists()
+    assert not (folder / "model.fb.incomplete").exists()
+
+
+def test_killed_parallel_download_resumes_per_segment_in_another_process(env: Env) -> None:
+    data = payload(SIZE)
+    where = env.publish("model.fb", data)
+    never = threading.Event()
+    env.server.fault(where, Fault.none(), Fault.stall(300_000, never))  # one segment hangs
+    model = entry(data=data)
+    meta = env.home / "samediff" / "model.fb.incomplete.json"
+
+    def progress() -> int:
+        try:
+            saved = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return 0
+        return sum(done for _, _, done in saved.get("segments", []))
+
+    child = spawn_fetch(model)
+    try:
+        deadline = time.monotonic() + 60
+        while progress() < 4_500_000:  # three segments done, one stalled
+            assert time.monotonic() < deadline, "no progress saved"
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait(30)
+    saved = json.loads(meta.read_text())["segments"]
+    assert fetch(model).read_bytes() == data
+    resumed = env.server.requests_for(where)[4:]
+    assert len(resumed) == 1
+    ((start, end, done),) = [seg for seg in saved if seg[2] < seg[1] - seg[0]]  # the stalled one
+    assert resumed[0].range_start == start + done
+    assert resumed[0].range_end == end - 1
+
+
+def test_changed_file_during_parallel_resume_starts_over(env: Env) -> None:
+    old, new = payload(SIZE, seed=1), payload(SIZE, seed=2)
+    where = env.publish("model.fb", old)
+    env.server.fault(where, Fault.none(), Fault.reset(100_000), Fault.none(), Fault.none())
+    from omnihub import download
+
+    original = download._attempt
+    calls: list[int] = []
+
+    def swap(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            env.publish("model.fb", new)  # new ETag before the resume
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(download, "_attempt", swap)
+        path = fetch(entry(data=new, sha256=None))
+    assert path.read_bytes() == new
