@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["Nginx", "ToolError", "access_log_entries", "ensure_tools"]
+__all__ = ["AccessEntry", "Nginx", "ToolError", "access_log_entries", "ensure_tools"]
 
 #: executable -> the Debian package that provides it
 _PACKAGES = {"nginx": "nginx", "aria2c": "aria2", "curl": "curl"}

@@ -44,7 +44,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--force", action="store_true", help="recompile even when the stamp says up to date"
     )
+    parser.add_argument(
+        "--shard-size",
+        type=_positive,
+        metavar="N",
+        help="split namespaces of more than N models into lazily imported shard modules"
+        " of N models (default: 256)",
+    )
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
 
 
 def _pin_parser() -> argparse.ArgumentParser:
@@ -141,7 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         diff = compile_spec(
-            args.spec, args.output, check=args.check, force=args.force, docs=args.docs
+            args.spec,
+            args.output,
+            check=args.check,
+            force=args.force,
+            docs=args.docs,
+            shard_size=args.shard_size,
         )
     except CompileError as exc:
         return _errors(exc.lines, "nothing written")

@@ -180,12 +180,15 @@ def run(
     first: Body | None = None,
     progress: Callable[[int], object] = lambda n: None,
     save: Callable[[list[Segment]], None] = lambda s: None,
+    hasher: Any = None,
+    hashed: int = 0,
 ) -> Any:
     """Fill every segment of ``fd`` and return the sha256 hasher of the whole file.
 
     ``first``, if given, is a body already positioned at ``segments[0].position`` (the
     response that revealed the size). ``classify(exc)`` maps a reader's exception to
-    "network" or "fatal". Raises :class:`ParallelFailed` after saving the progress.
+    "network" or "fatal". ``hasher``, if given, already holds the first ``hashed`` bytes.
+    Raises :class:`ParallelFailed` after saving the progress.
     """
     state = _Run(
         fd=fd,
@@ -196,6 +199,8 @@ def run(
         progress=progress,
         save=save,
     )
+    if hasher is not None:
+        state.hasher, state.hashed = hasher, hashed
     threads = []
     for i, seg in enumerate(segments):
         if seg.complete:

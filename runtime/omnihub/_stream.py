@@ -125,11 +125,14 @@ def pump(
     progress: Callable[[int], object] | None = None,
     chunk_size: int = CHUNK_SIZE,
     buffers: int = BUFFERS,
+    stop: Callable[[int], bool] | None = None,
 ) -> int:
     """Move everything ``readinto`` yields to ``write``, updating ``hasher``; return the bytes.
 
     ``readinto(view)`` returns how many bytes it put into ``view`` (0 at the end);
     ``write(view)`` may write less than asked (it is called again for the rest).
+    ``stop(total)``, asked after each full buffer, ends the copy early when it returns True
+    (everything read so far is written and hashed; the source is left where it is).
     """
     pipeline = _Pipeline(write, hasher, chunk_size, buffers)
     total = 0
@@ -157,6 +160,8 @@ def pump(
                         progress(filled)
                 else:
                     pipeline.free.put(buf)
+            if not done and stop is not None and stop(total):
+                break
     finally:
         pipeline.close()
     if pipeline.error is not None:
@@ -187,11 +192,16 @@ class Flusher:
     def write(self, data: Any) -> int:
         n = self._os.write(self.fd, data)
         self._since += n
-        if self._background and self._since >= self.step and not self._busy():
+        if self._since >= self.step:
+            self.kick()
+        return n
+
+    def kick(self) -> None:
+        """Start a background ``fdatasync`` now unless one is running (writes by others)."""
+        if self._background and not self._busy():
             self._since = 0
             self._thread = threading.Thread(target=self._sync, name="omnihub-flush", daemon=True)
             self._thread.start()
-        return n
 
     def _busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

@@ -28,6 +28,7 @@ __all__ = [
     "Pruned",
     "Record",
     "Verification",
+    "atomic_write_text",
     "hash_file",
     "is_fresh",
     "prune",
@@ -82,12 +83,30 @@ def read_record(path: Path) -> Record | None:
         return None
 
 
+def atomic_write_text(target: Path, text: str) -> None:
+    """Replace ``target`` with ``text`` atomically.
+
+    The temporary file gets an unpredictable name and is created exclusively (``mkstemp``),
+    so a symlink planted by another user of a shared cache is never followed.
+    """
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, 0o644)  # records are shared like the files they describe
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def write_record(path: Path, record: Record) -> None:
-    """Write the record atomically (temporary file + ``os.replace``)."""
-    target = record_path(path)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(attrs.asdict(record), sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    """Write the record atomically (see :func:`atomic_write_text`)."""
+    atomic_write_text(record_path(path), json.dumps(attrs.asdict(record), sort_keys=True) + "\n")
 
 
 def touch_record(path: Path) -> None:

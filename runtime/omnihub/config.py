@@ -17,6 +17,7 @@ import attrs
 
 from omnihub._enums import DEFAULT_OMNIHUB_URL
 from omnihub.errors import ConfigurationError
+from omnihub.urls import redact_url
 
 __all__ = [
     "DEFAULT_HF_ENDPOINT",
@@ -74,7 +75,7 @@ class Config:
     """
 
     home: Path
-    urls: tuple[str, ...]
+    urls: tuple[str, ...] = attrs.field(repr=lambda urls: repr(tuple(redact_url(u) for u in urls)))
     offline: bool = False
     disable_progress: bool = False
     hf_endpoint: str = DEFAULT_HF_ENDPOINT
@@ -207,7 +208,8 @@ def resolve(**overrides: object) -> Config:
 def describe(config: Config | None = None) -> list[Setting]:
     """List every setting of ``config`` (default: :func:`resolve`) with where it came from.
 
-    The Hugging Face token is shown only as "set" or "unset", never its value.
+    The Hugging Face token is shown only as "set" or "unset", never its value, and URLs are
+    shown without any ``user:password@`` or query string.
     """
     cfg = resolve() if config is None else config
     rows: list[Setting] = []
@@ -216,7 +218,9 @@ def describe(config: Config | None = None) -> list[Setting]:
         if field == "hf_token":
             shown = "unset" if value is None else "set (hidden)"
         elif field == "urls":
-            shown = " ".join(value)
+            shown = " ".join(redact_url(u) for u in value)
+        elif field == "hf_endpoint":
+            shown = redact_url(value)
         else:
             shown = str(value)
         rows.append(Setting(field, shown, cfg.sources.get(field, "argument")))

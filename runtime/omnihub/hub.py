@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,13 @@ def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool
         st = os.stat(path)
     except FileNotFoundError:
         return False
+    if not stat.S_ISREG(st.st_mode):
+        from omnihub.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"{label}: {path} exists but is not a regular file; the model cannot be cached "
+            "there (remove it, or fix the catalogue if another model's directory is in the way)"
+        )
     if is_fresh(path, entry.sha256, entry.size):
         return True
     record = read_record(path)

@@ -1,15 +1,18 @@
-"""The benchmark harness's pure parts: lines, the PASS/FAIL rule, the markdown report.
+"""The benchmark harness: lines, the PASS/FAIL rule, the markdown report, and its helpers.
 
 No timing is asserted and no server is started: these check that the suite reports what it
-measured faithfully.
+measured faithfully, and that what it feeds omnihub (catalogue entries, a spec) still fits
+the runtime's and the compiler's contracts.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -17,6 +20,7 @@ from hypothesis import strategies as st
 from omnihub._enums import Format, Framework, ModelType
 from omnihub.catalog import ModelEntry
 
+from benchmarks.bench_compile import snapshot
 from benchmarks.harness import (
     DESIGN_HEADING,
     Result,
@@ -30,7 +34,14 @@ from benchmarks.harness import (
 )
 from benchmarks.procs import ChildFailed, run_measured, vm_hwm
 from benchmarks.servers import access_log_entries
-from benchmarks.workload import FRAMEWORK_DIR, TestFile, entry_json
+from benchmarks.workload import (
+    FRAMEWORK_DIR,
+    TestFile,
+    Unavailable,
+    compiler_command,
+    entry_json,
+    write_raw_model_spec,
+)
 
 LINE = re.compile(
     r"^(?P<name>[\w.]+): ours=(?P<ours>\S+) baseline=(?P<baseline>\S+) "
@@ -252,3 +263,37 @@ def test_run_measured_kills_a_child_that_overruns() -> None:
 def test_vm_hwm_reads_this_process_and_tolerates_a_missing_one() -> None:
     assert vm_hwm("self") > 1 << 20
     assert vm_hwm(2**22 + 12345) == 0  # above pid_max: no such process
+
+
+def test_snapshot_sees_written_added_and_removed_files(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    kept = tmp_path / "pkg" / "__init__.py"
+    kept.write_text("x = 1\n", encoding="utf-8")
+    before = snapshot(tmp_path)
+    assert snapshot(tmp_path) == before  # reading changes nothing
+    kept.write_text("x = 1\n", encoding="utf-8")  # same content, rewritten
+    os.utime(kept, ns=(1, 1))
+    (tmp_path / "pkg" / "new.py").write_text("", encoding="utf-8")
+    after = snapshot(tmp_path)
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed == {"pkg/__init__.py", "pkg/new.py"}
+
+
+def test_raw_model_spec_compiles_to_the_served_model_last(tmp_path: Path) -> None:
+    test = TestFile("bench-1m.bin", 1 << 20, "cd" * 32)
+    write_raw_model_spec(tmp_path / "spec", test, fillers=2)
+    out = tmp_path / "out"
+    try:
+        command = compiler_command()
+    except Unavailable as exc:
+        pytest.skip(f"the compiler is not available: {exc}")
+    run_measured([*command, tmp_path / "spec", "-o", out], timeout=120)
+    catalog = json.loads((out / "omnihub_generated" / "bench" / "_catalog.json").read_text())
+    models = catalog["models"]
+    assert len(models) == 3
+    served = [m for m in models if m["file"] == test.name]
+    assert len(served) == 1
+    assert served[0]["sha256"] == test.sha256
+    assert served[0]["size"] == test.size
+    assert served[0]["format"] == "raw"
+    assert max(m["python_name"] for m in models) == served[0]["python_name"]

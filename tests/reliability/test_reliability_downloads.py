@@ -8,6 +8,7 @@ call, and afterwards the final path holds the exact bytes or nothing at all.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from email.utils import formatdate
 from pathlib import Path
@@ -506,6 +507,57 @@ def test_any_fault_sequence_ends_exact_or_typed_and_then_recovers(
     )
     if transient_only and len(faults) <= 4:  # within 1 + OMNIHUB_RETRIES attempts
         assert not failed, faults
+    server = env.server
+    assert isinstance(server, HostServer)
+    server.clear_faults()
+    assert fetch(model).read_bytes() == data
+
+
+BIG = 2_000_000
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    stall_at=st.integers(1, BIG - 1),
+    faults=st.lists(st.one_of(_TRANSIENT, _FATAL), max_size=8),
+)
+def test_any_fault_sequence_on_parallel_segments(
+    env: Env,
+    sleeps: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+    stall_at: int,
+    faults: list[Fault],
+) -> None:
+    """The same property when the download goes parallel: the first stream stalls (so the
+    runtime switches to ranged segments) and the segment requests meet the faults."""
+    monkeypatch.setenv("OMNIHUB_PARALLEL_MIN_SIZE", "1")
+    monkeypatch.setenv("OMNIHUB_CONNECTIONS", "4")
+    file = f"p{next(_examples)}.fb"
+    data = payload(BIG, seed=len(file))
+    where = env.publish(file, data)
+    release = threading.Event()
+    env.server.fault(where, Fault.stall(stall_at, release), *faults)
+    timer = threading.Timer(0.15, release.set)
+    timer.start()
+    model = entry(file, data=data)
+    final = env.home / "samediff" / file
+    watcher = FinalWatcher(final, sha256(data))
+    try:
+        with watcher:
+            try:
+                fetch(model)
+                failed = False
+            except OmnihubError:
+                failed = True
+    finally:
+        release.set()
+        timer.cancel()
+    assert watcher.bad == []
+    assert final.exists() != failed
+    if not failed:
+        assert final.read_bytes() == data
     server = env.server
     assert isinstance(server, HostServer)
     server.clear_faults()

@@ -73,12 +73,6 @@ def test_symlink_planted_as_the_partial_file(env: Env, victim: Path) -> None:
     _fetch_and_check(env, data, victim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a planted <file>.incomplete symlink plus a matching .incomplete.json makes "
-    "the resume append downloaded bytes to the symlink's target outside OMNIHUB_HOME "
-    "(download._attempt opens the partial without O_NOFOLLOW)",
-)
 def test_symlink_partial_with_forged_resume_metadata(env: Env, victim: Path) -> None:
     data = payload(10_000, seed=93)
     where = env.publish(FILE, data, etag='"e1"')
@@ -89,11 +83,6 @@ def test_symlink_partial_with_forged_resume_metadata(env: Env, victim: Path) -> 
     _fetch_and_check(env, data, victim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cache.write_record / download._write_meta write a predictable "
-    "'<name>.<pid>.tmp' with open(), following a planted symlink and overwriting its target",
-)
 @pytest.mark.parametrize("sidecar", [".omnihub.json", ".incomplete.json"])
 def test_symlink_planted_at_a_predictable_temporary_name(
     env: Env, victim: Path, sidecar: str
@@ -122,3 +111,34 @@ def test_planted_partial_with_wrong_prefix_is_not_published(env: Env) -> None:
     (folder / (FILE + ".incomplete.json")).write_text(json.dumps(meta))
     assert fetch(entry(data=data)).read_bytes() == data
     assert [r.status for r in env.server.requests_for(where)] == [206, 200]
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_symlink_partial_with_forged_parallel_segments(
+    env: Env, victim: Path, monkeypatch: pytest.MonkeyPatch, declared: bool
+) -> None:
+    """The same attack against the parallel resume, whose record lists segments to fill in
+    with ``pwrite``: the planted symlink's target is never written."""
+    monkeypatch.setenv("OMNIHUB_PARALLEL_MIN_SIZE", "1")
+    monkeypatch.setenv("OMNIHUB_CONNECTIONS", "2")
+    data = payload(len(VICTIM), seed=97)
+    where = env.publish(FILE, data, etag='"e3"')
+    folder = _folder(env)
+    (folder / (FILE + ".incomplete")).symlink_to(victim)
+    half = len(VICTIM) // 2
+    meta = {
+        "url": env.server.url + where,
+        "etag": '"e3"',
+        "last_modified": None,
+        "total": len(VICTIM),
+        "segments": [[0, half, half], [half, len(VICTIM), 0]],
+    }
+    (folder / (FILE + ".incomplete.json")).write_text(json.dumps(meta))
+    model = entry(data=data) if declared else entry(data=data, declare=False)
+    try:
+        path = fetch(model)
+    except OmnihubError:
+        pass
+    else:
+        assert path.read_bytes() == data
+    assert victim.read_bytes() == VICTIM

@@ -508,12 +508,6 @@ def test_offline_corrupt_copy_is_reported_as_corrupt(
         fetch(model)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a directory at the cache path (or two catalogue files 'a' and 'a/b') makes "
-    "fetch raise a raw IsADirectoryError from cache.hash_file via hub._check_existing, "
-    "not a typed OmnihubError",
-)
 def test_directory_at_the_cache_path_is_a_typed_error(env: Env) -> None:
     data = payload(5000, seed=76)
     env.publish(FILE, data)

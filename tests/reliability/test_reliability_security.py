@@ -557,11 +557,6 @@ def test_token_never_appears_in_logs_or_errors(
         assert TOKEN not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: config.describe() (omnihub doctor) and repr(Config) show the password of "
-    "an OMNIHUB_URL like https://user:secret@host/ in clear (config.py: urls not redacted)",
-)
 def test_mirror_credentials_are_masked_in_the_configuration_report(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -1,6 +1,8 @@
 """Child process for multi-process tests: fetch the entry given as catalogue JSON in argv[1].
 
-Prints one JSON line ``{"path": ..., "sha256": ...}`` on success; on an omnihub error prints
+``OMNIHUB_TEST_ALWAYS_PARALLEL=1`` makes every eligible download switch to parallel ranges at
+once (as the parallel tests do in-process). Prints one JSON line
+``{"path": ..., "sha256": ...}`` on success; on an omnihub error prints
 ``{"error": <class name>, "message": ...}`` and exits 3.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 
 from omnihub.catalog import catalog_from_json
@@ -16,6 +19,11 @@ from omnihub.hub import fetch
 
 
 def main() -> int:
+    if os.environ.get("OMNIHUB_TEST_ALWAYS_PARALLEL") == "1":
+        import omnihub._ranged
+
+        omnihub._ranged.PROBE_SECONDS = 0.0  # go parallel at the first buffer
+        omnihub._ranged.PARALLEL_BELOW = 1 << 62
     (model,) = catalog_from_json(sys.argv[1]).models
     try:
         path = fetch(model)

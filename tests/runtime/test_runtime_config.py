@@ -89,3 +89,11 @@ def test_describe_shows_sources_and_hides_the_token(monkeypatch: pytest.MonkeyPa
     assert rows["hf_token"].source == "environment (HUGGING_FACE_HUB_TOKEN)"
     assert rows["urls"].source == "default"
     assert "hf_supersecret" not in repr(describe()) + repr(resolve())
+
+
+def test_mirror_passwords_are_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMNIHUB_URL", "https://user:s3cret@mirror.example.org/zoo")
+    rows = {s.name: s for s in describe()}
+    assert rows["urls"].value == "https://mirror.example.org/zoo"
+    assert "s3cret" not in repr(resolve())
+    assert resolve().urls == ("https://user:s3cret@mirror.example.org/zoo",)  # still usable

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from omnihub import _ranged, download
 from omnihub._parallel import plan
 from omnihub.errors import IntegrityError
 from omnihub.hub import fetch
@@ -20,8 +21,12 @@ SIZE = 6_000_000
 
 @pytest.fixture(autouse=True)
 def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four connections, and every eligible stream counts as slow at its first buffer."""
     monkeypatch.setenv("OMNIHUB_CONNECTIONS", "4")
     monkeypatch.setenv("OMNIHUB_PARALLEL_MIN_SIZE", "1000000")
+    monkeypatch.setenv("OMNIHUB_TEST_ALWAYS_PARALLEL", "1")  # for child processes
+    monkeypatch.setattr(_ranged, "PROBE_SECONDS", 0.0)
+    monkeypatch.setattr(_ranged, "PARALLEL_BELOW", 1 << 62)
 
 
 def test_plan_covers_the_file_exactly() -> None:
@@ -33,17 +38,27 @@ def test_plan_covers_the_file_exactly() -> None:
         assert len(segments) <= n
 
 
-def test_large_file_is_fetched_over_several_connections(env: Env) -> None:
+def test_slow_stream_switches_to_several_connections(env: Env) -> None:
     data = payload(SIZE)
     where = env.publish("model.fb", data)
     assert fetch(entry(data=data)).read_bytes() == data
     gets = env.server.requests_for(where)
     assert len(gets) == 4
-    assert gets[0].range_start is None  # the request that revealed the size serves segment 0
-    ranged = sorted((g.range_start, g.range_end) for g in gets[1:])
-    assert ranged == [(1_500_000, 2_999_999), (3_000_000, 4_499_999), (4_500_000, 5_999_999)]
+    assert gets[0].range_start is None  # the first stream keeps going as segment 0
+    ranged = sorted((g.range_start or 0, g.range_end or 0) for g in gets[1:])
+    assert ranged[0][0] > 0
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranged))  # contiguous
+    assert ranged[-1][1] == SIZE - 1
     assert all(g.headers.get("if-range") for g in gets[1:])
     assert not (env.home / "samediff" / "model.fb.incomplete.json").exists()
+
+
+def test_fast_stream_stays_one_stream(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_ranged, "PARALLEL_BELOW", 0)
+    data = payload(SIZE)
+    where = env.publish("model.fb", data)
+    assert fetch(entry(data=data)).read_bytes() == data
+    assert len(env.server.requests_for(where)) == 1
 
 
 def test_one_connection_setting_keeps_one_stream(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,8 +141,6 @@ def test_changed_file_during_parallel_resume_starts_over(env: Env) -> None:
     old, new = payload(SIZE, seed=1), payload(SIZE, seed=2)
     where = env.publish("model.fb", old)
     env.server.fault(where, Fault.none(), Fault.reset(100_000), Fault.none(), Fault.none())
-    from omnihub import download
-
     original = download._attempt
     calls: list[int] = []
 
@@ -141,3 +154,20 @@ def test_changed_file_during_parallel_resume_starts_over(env: Env) -> None:
         mp.setattr(download, "_attempt", swap)
         path = fetch(entry(data=new, sha256=None))
     assert path.read_bytes() == new
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_segment_aborts_the_others_without_waiting_for_their_timeout(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One segment stalls forever, another resets: the attempt must end at once (a stuck
+    reader is woken by a socket shutdown), not after the 10-minute read timeout."""
+    monkeypatch.setenv("OMNIHUB_READ_TIMEOUT", "600")
+    data = payload(SIZE)
+    where = env.publish("model.fb", data)
+    stuck = threading.Event()
+    env.server.fault(where, Fault.none(), Fault.stall(100_000, stuck), Fault.reset(200_000))
+    try:
+        assert fetch(entry(data=data)).read_bytes() == data
+    finally:
+        stuck.set()
