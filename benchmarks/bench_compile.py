@@ -16,6 +16,7 @@ from pathlib import Path
 from benchmarks.harness import Result, Target, median
 from benchmarks.procs import ChildFailed, run_measured
 from benchmarks.workload import (
+    REPO,
     Unavailable,
     compiler_command,
     remove,
@@ -47,9 +48,9 @@ def _module_text(package: str, n_functions: int) -> str:
 
 
 def generated_modules(out: Path) -> list[Path]:
-    """Every generated ``__init__.py`` and ``__init__.pyi`` under ``out``, sorted."""
+    """Every generated ``.py`` and ``.pyi`` module (shards included) under ``out``, sorted."""
     root = out / "omnihub_generated"
-    return sorted([*root.glob("*/__init__.py"), *root.glob("*/__init__.pyi")])
+    return sorted([*root.glob("*/*.py"), *root.glob("*/*.pyi")])
 
 
 def black_seconds(texts: list[tuple[str, bool]]) -> float:
@@ -90,7 +91,10 @@ def _baseline(out: Path | None, n_models: int, sample: int) -> tuple[float, str]
         others = [m for m in modules if not _is_namespace(m.parent)]
         scale = len(namespaces) / max(1, len(chosen))
         seconds = black_seconds(_texts(sampled)) * scale + black_seconds(_texts(others))
-        how = f"black over the .py/.pyi of {len(chosen)} of {len(namespaces)} namespaces"
+        how = (
+            f"black over the {len(sampled)} .py/.pyi modules of {len(chosen)} of "
+            f"{len(namespaces)} namespaces"
+        )
         if scale != 1:
             how += f" (x {scale:g})"
         return seconds, f"{how} plus {len(others)} other generated modules"
@@ -154,26 +158,53 @@ def _cold(
     return result, (out if ours is not None else None), work
 
 
-def _noop(spec_out: Path | None, work: Path, cold: float | None, repetitions: int) -> Result:
-    """Median of ``repetitions`` recompiles of an up-to-date output; none may touch a file."""
+def compiler_inputs() -> dict[str, int]:
+    """``path -> mtime_ns`` of the compiler's and runtime's sources (inputs of the stamp).
+
+    Other people edit them while the suite runs; an edit between two compiles makes the second
+    a real recompile, not a no-op, and must not be reported as the compiler writing files.
+    """
+    roots = [REPO / "compiler" / "omnihub_compiler", REPO / "runtime" / "omnihub"]
+    return {str(p): p.stat().st_mtime_ns for root in roots for p in sorted(root.rglob("*.py"))}
+
+
+def _noop(
+    out: Path | None,
+    work: Path,
+    cold: float | None,
+    repetitions: int,
+    inputs_at_cold: dict[str, int],
+) -> Result:
+    """Median of ``repetitions`` recompiles of an up-to-date output; none may touch a file.
+
+    If the compiler's or runtime's sources changed since the compile before (concurrent
+    edits), the attempt is repeated, at most three times in all.
+    """
     target = Target("ours", "<=", 0.5, "s")
-    if spec_out is None:
+    if out is None:
         return Result(
             "compile_10k_noop", None, cold, target, "s", note="needs the cold compile first"
         )
-    before = snapshot(spec_out)
-    try:
-        samples = [_compile(work / "spec", spec_out, timeout=120) for _ in range(repetitions)]
-    except ChildFailed as exc:
-        return Result("compile_10k_noop", None, cold, target, "s", note=f"ours: {exc}")
-    ours = median(samples)
-    after = snapshot(spec_out)
-    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    note = f"median of {repetitions}; baseline: the cold compile. "
+    reference = inputs_at_cold
+    retried = ""
+    for attempt in range(3):
+        before = snapshot(out)
+        try:
+            samples = [_compile(work / "spec", out, timeout=120) for _ in range(repetitions)]
+        except ChildFailed as exc:
+            return Result("compile_10k_noop", None, cold, target, "s", note=f"ours: {exc}")
+        after = snapshot(out)
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        now = compiler_inputs()
+        if not changed or now == reference or attempt == 2:
+            break
+        reference = now
+        retried = f"retried {attempt + 1}x: compiler/runtime sources were edited meanwhile. "
+    note = f"median of {repetitions}; baseline: the cold compile. {retried}"
     note += f"files written/removed: {changed[:5]}" if changed else "no file touched (mtimes)"
     return Result(
         "compile_10k_noop",
-        ours,
+        median(samples),
         cold,
         target,
         "s",
@@ -186,13 +217,14 @@ def run(quick: bool) -> list[Result]:
     """compile_10k_cold, compile_10k_noop and (full mode) compile_100k_cold."""
     results = []
     repetitions = 1 if quick else 3
+    inputs = compiler_inputs()
     cold, out, work = _cold(
         10_000, sample=1 if quick else NAMESPACES, timeout=120, repetitions=repetitions
     )
     try:
         results.append(cold)
         print(f"  {cold.name} done", file=sys.stderr)
-        results.append(_noop(out, work, cold.ours, repetitions=3))
+        results.append(_noop(out, work, cold.ours, repetitions=3, inputs_at_cold=inputs))
     finally:
         remove(work)
     if not quick:

@@ -52,7 +52,8 @@ _WHAT = (
     ),
     (
         "import_10k_bytecode / import_10k_source",
-        "`import omnihub_generated.<ns>` (10,000 models) timed inside fresh interpreters, median",
+        "`from omnihub_generated.<ns> import <fn>` (10,000 models; the bare import is in the "
+        "notes), timed inside fresh interpreters, median",
         "`python -c pass` wall time",
     ),
     (
@@ -136,6 +137,10 @@ the targets. Owners of those parts extend their subsections; the suite keeps thi
 - **Noise**: the machine is shared (2 cores); each section records the load average at start
   and end. Baselines and ours alternate within a benchmark, so load hits both alike; imports
   also report the child's CPU time, which load does not inflate.
+- **No-op means no input changed**: the compiler's stamp covers its own and the runtime's
+  sources, which others edit while the suite runs; when they changed during the no-op
+  measurement it is retried (at most 3 attempts, said in the notes) -- a write with unchanged
+  inputs always FAILs.
 - **Realistic namespaces**: the cache hit is measured on the last of 10,000 models (1,000
   quick) in its namespace, so per-call catalogue scans or a slow first-call catalogue parse
   show up (the first call is reported in the notes).

@@ -46,12 +46,11 @@ _LAZY: dict[str, str] = {
 
 # Static, so that linters and type checkers see it; tests check it equals _LAZY's keys.
 __all__ = [
-    "__version__",
+    "DEFAULT_OMNIHUB_URL",
     "AmbiguousModelError",
     "Catalog",
     "ConfigurationError",
     "Criteria",
-    "DEFAULT_OMNIHUB_URL",
     "DownloadError",
     "Format",
     "Framework",
@@ -68,6 +67,7 @@ __all__ = [
     "Source",
     "UrlRepository",
     "ZooRepository",
+    "__version__",
     "cache",
     "config",
     "fetch",
@@ -81,14 +81,14 @@ __all__ = [
 if TYPE_CHECKING:
     from typing import Any
 
+    from omnihub import cache as cache
+    from omnihub import config as config
     from omnihub._enums import DEFAULT_OMNIHUB_URL as DEFAULT_OMNIHUB_URL
     from omnihub._enums import Format as Format
     from omnihub._enums import Framework as Framework
     from omnihub._enums import ModelType as ModelType
-    from omnihub import cache as cache
     from omnihub.catalog import Catalog as Catalog
     from omnihub.catalog import ModelEntry as ModelEntry
-    from omnihub import config as config
     from omnihub.errors import ConfigurationError as ConfigurationError
     from omnihub.errors import DownloadError as DownloadError
     from omnihub.errors import IntegrityError as IntegrityError

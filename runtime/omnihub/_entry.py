@@ -25,6 +25,9 @@ __all__ = ["catalog_for", "entry_for", "load_model"]
 
 _GENERATED_ROOT = "omnihub_generated"
 _catalogs: dict[str, Catalog] = {}
+#: package -> python_name -> that model's JSON object, for :func:`entry_for`.
+_raw_models: dict[str, dict[str, Any]] = {}
+_entries: dict[tuple[str, str], ModelEntry] = {}
 
 
 def _package_dir(package: str) -> Path:
@@ -56,12 +59,47 @@ def catalog_for(package: str) -> Catalog:
     return catalog
 
 
+def _raw_index(package: str) -> dict[str, Any]:
+    """``python_name -> JSON object`` of the package's catalogue (memoized, not structured)."""
+    index = _raw_models.get(package)
+    if index is None:
+        from omnihub.catalog import CATALOG_FILENAME, raw_models
+
+        path = _package_dir(package) / CATALOG_FILENAME
+        models = raw_models(path.read_bytes(), source=path)
+        index = {}
+        for model in models:
+            name = model.get("python_name") if isinstance(model, dict) else None
+            if isinstance(name, str):
+                index.setdefault(name, model)
+        _raw_models[package] = index
+    return index
+
+
 def entry_for(package: str, python_name: str) -> ModelEntry:
-    """Return the catalogue entry behind ``omnihub_generated.<package>.<python_name>``."""
-    catalog = catalog_for(package)
-    for model in catalog.models:
-        if model.python_name == python_name:
-            return model
+    """Return the catalogue entry behind ``omnihub_generated.<package>.<python_name>``.
+
+    Only that entry is structured and validated (the file's schema version is checked too):
+    the first call of one model of a 10,000-model namespace does not build 10,000 entries.
+    """
+    entry = _entries.get((package, python_name))
+    if entry is not None:
+        return entry
+    catalog = _catalogs.get(package)
+    if catalog is not None:
+        for model in catalog.models:
+            if model.python_name == python_name:
+                _entries[package, python_name] = model
+                return model
+    else:
+        raw = _raw_index(package).get(python_name)
+        if raw is not None:
+            from omnihub.catalog import CATALOG_FILENAME, entry_from_dict
+
+            source = _package_dir(package) / CATALOG_FILENAME
+            entry = entry_from_dict(raw, source=source)
+            _entries[package, python_name] = entry
+            return entry
     from omnihub.errors import ModelNotFoundError
 
     raise ModelNotFoundError(f"omnihub_generated.{package} has no model {python_name!r}")

@@ -14,7 +14,6 @@ Public maintenance API (used by ``omnihub cache ...``): :func:`scan`, :func:`ver
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -139,6 +138,8 @@ def is_fresh(path: Path, sha256: str | None, size: int | None) -> bool:
 
 def hash_file(path: Path) -> tuple[str, int]:
     """``(sha256 hex, size)`` of the file's content."""
+    import hashlib  # not at module level: a cache hit never hashes
+
     hasher = hashlib.sha256()
     size = 0
     buf = bytearray(_HASH_CHUNK)

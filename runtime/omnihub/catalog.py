@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
 
 from omnihub._enums import Format, Framework, ModelType
+
+if TYPE_CHECKING:
+    import cattrs
 
 __all__ = [
     "CATALOG_FILENAME",
@@ -25,6 +27,8 @@ __all__ = [
     "ModelEntry",
     "catalog_from_json",
     "catalog_to_json",
+    "entry_from_dict",
+    "raw_models",
 ]
 
 #: The file name of a namespace's catalogue inside its generated package.
@@ -84,7 +88,7 @@ class Catalog:
         return {m.python_name: m for m in self.models}
 
 
-_converter = cattrs.Converter(omit_if_default=True)
+_converters: list[cattrs.Converter] = []
 
 
 def _structure_scalar(value: object, _type: object) -> _Scalar:
@@ -93,28 +97,83 @@ def _structure_scalar(value: object, _type: object) -> _Scalar:
     return value
 
 
-_converter.register_structure_hook(_Scalar, _structure_scalar)
+def _converter() -> cattrs.Converter:
+    """The (memoized) cattrs converter; cattrs is imported on first use only.
+
+    Processes that only need the entry classes -- every process waiting for another one's
+    download, every cache hit -- never pay for importing cattrs.
+    """
+    if not _converters:
+        import cattrs
+
+        converter = cattrs.Converter(omit_if_default=True)
+        converter.register_structure_hook(_Scalar, _structure_scalar)
+        _converters.append(converter)
+    return _converters[0]
 
 
 def catalog_to_json(catalog: Catalog) -> str:
     """Serialize deterministically (sorted keys, fixed indentation, trailing newline)."""
-    data: dict[str, Any] = _converter.unstructure(catalog)
+    data: dict[str, Any] = _converter().unstructure(catalog)
     data["schema_version"] = catalog.schema_version
     return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def catalog_from_json(text: str | bytes, *, source: str | Path = "<catalogue>") -> Catalog:
-    """Parse a catalogue, raising :class:`~omnihub.errors.ConfigurationError` naming ``source``."""
+def _check_version(data: object, source: str | Path) -> dict[str, Any]:
+    from omnihub.errors import ConfigurationError
+
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{source}: invalid catalogue: not a JSON object")
+    version = data.get("schema_version")
+    if version != CATALOG_SCHEMA_VERSION:
+        raise ConfigurationError(
+            f"{source}: catalogue schema_version {version!r}, expected {CATALOG_SCHEMA_VERSION}"
+        )
+    return data
+
+
+def raw_models(text: str | bytes, *, source: str | Path = "<catalogue>") -> list[Any]:
+    """The catalogue's ``models`` as parsed JSON, unstructured (schema version checked).
+
+    With :func:`entry_from_dict` this lets a caller that needs one model of a large
+    catalogue structure only that one. Raises :class:`~omnihub.errors.ConfigurationError`.
+    """
     from omnihub.errors import ConfigurationError
 
     try:
         data = json.loads(text)
-        version = data.get("schema_version")
-        if version != CATALOG_SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"{source}: catalogue schema_version {version!r}, expected {CATALOG_SCHEMA_VERSION}"
-            )
-        return _converter.structure(data, Catalog)
+    except ValueError as exc:
+        raise ConfigurationError(f"{source}: invalid catalogue: {exc}") from exc
+    models = _check_version(data, source).get("models")
+    if not isinstance(models, list):
+        raise ConfigurationError(f"{source}: invalid catalogue: 'models' is not a list")
+    return models
+
+
+def entry_from_dict(data: object, *, source: str | Path = "<catalogue>") -> ModelEntry:
+    """Structure and validate one model object of a catalogue, exactly as
+    :func:`catalog_from_json` does for every model."""
+    import cattrs
+
+    from omnihub.errors import ConfigurationError
+
+    try:
+        entry: ModelEntry = _converter().structure(data, ModelEntry)
+    except (ValueError, TypeError, KeyError, AttributeError, cattrs.BaseValidationError) as exc:
+        raise ConfigurationError(f"{source}: invalid catalogue entry: {exc}") from exc
+    return entry
+
+
+def catalog_from_json(text: str | bytes, *, source: str | Path = "<catalogue>") -> Catalog:
+    """Parse a catalogue, raising :class:`~omnihub.errors.ConfigurationError` naming ``source``."""
+    import cattrs
+
+    from omnihub.errors import ConfigurationError
+
+    converter = _converter()
+    try:
+        data = _check_version(json.loads(text), source)
+        return converter.structure(data, Catalog)
     except ConfigurationError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, cattrs.BaseValidationError) as exc:

@@ -31,11 +31,11 @@ def _black(path: str, text: str) -> str:
     return black.format_str(text, mode=black.Mode(is_pyi=path.endswith(".pyi")))
 
 
-def _run(code: str, *paths: Path) -> str:
-    """Run ``code`` in a fresh interpreter with ``paths`` first on sys.path; return stdout."""
-    python_path = os.pathsep.join([*map(str, paths), str(REPO / "runtime")])
+def _run(code: str, out: Path) -> str:
+    """Run ``code`` in a fresh interpreter with ``out`` first on sys.path (and as argv[1])."""
+    python_path = os.pathsep.join([str(out), str(REPO / "runtime")])
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code), str(out)],
         capture_output=True,
         text=True,
         check=False,
@@ -70,6 +70,7 @@ def test_shard_layout_is_black_clean_and_complete(tmp_path: Path) -> None:
     shards = sorted(rel for rel in files if rel.startswith(f"{base}/_models_"))
     assert shards == [f"{base}/_models_{k:03d}.py" for k in range(3)]
     defined: list[str] = []
+    sizes: list[int] = []
     for rel in shards:
         text = files[rel].decode()
         assert text.startswith(f"# {HEADER}\n")
@@ -82,7 +83,9 @@ def test_shard_layout_is_black_clean_and_complete(tmp_path: Path) -> None:
                 assert len(node.body) == 2
                 assert ast.unparse(node.body[1]).startswith("return _load('synthetic0', ")
         defined += functions
+        sizes.append(len(functions))
     assert defined == sorted(f"model0_{i}" for i in range(7))
+    assert sizes == [3, 2, 2]  # even shards: no tiny last one
     init = files[f"{base}/__init__.py"].decode()
     assert _black("__init__.py", init) == init
     assert not [n for n in ast.parse(init).body if isinstance(n, ast.FunctionDef)]
@@ -166,8 +169,11 @@ def test_catalogue_consumers_do_not_need_the_shards(tmp_path: Path) -> None:
         """
         import sys
         from omnihub._entry import entry_for
+        from omnihub.search import Criteria, list_models
         entry = entry_for("synthetic0", "model0_6")
         assert entry.name == "model0_6" and entry.package == "synthetic0", entry
+        found = list_models(Criteria(package="synthetic0"), path=[sys.argv[1]])
+        assert [m.python_name for m in found] == [f"model0_{i}" for i in range(7)], found
         assert not [n for n in sys.modules if "_models_" in n]
         print("ok")
         """,

@@ -451,7 +451,12 @@ def test_endless_body_is_cut_off_at_the_declared_size(env: Env, sleeps: list[flo
     _assert_failed_clean(env)
     server = env.server
     assert isinstance(server, HostServer)
-    assert where in server.hung_up  # the client stopped reading early
+    # The server thread notices the hang-up on its next write, which may come just after
+    # fetch() returned: wait for it (bounded), then check the client stopped reading early.
+    deadline = time.monotonic() + 10
+    while where not in server.hung_up and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert where in server.hung_up
     assert server.endless_sent[where] < 32_000_000
 
 

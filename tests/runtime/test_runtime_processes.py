@@ -206,3 +206,63 @@ print(json.dumps(out))
     assert str(env.home / "samediff" / "other.fb") in result["other.fb"]
     assert len(env.server.requests_for("/zoo/samediff/other.fb")) == 0
     assert not (env.home / "samediff" / "copy.fb.omnihub.json").exists()  # nothing was written
+
+
+_WAITER = """
+import fcntl, json, sys
+from omnihub._enums import Format, Framework, ModelType
+from omnihub.catalog import ModelEntry
+
+def _audit(event, args):
+    # The blocking shared flock: this process found the lock held and is now waiting.
+    if event == "fcntl.flock" and args[1] == fcntl.LOCK_SH:
+        print("waiting", flush=True)
+
+sys.addaudithook(_audit)
+model = ModelEntry(**{fields!r}, framework=Framework.SAMEDIFF,
+                   model_type=ModelType.SAMEDIFF_PIPELINE, format=Format.RAW)
+from omnihub.hub import fetch
+path = fetch(model)
+heavy = sorted(m for m in ("requests", "urllib3", "tqdm", "filelock", "cattrs") if m in sys.modules)
+print(json.dumps({{"path": str(path), "heavy": heavy}}))
+"""
+
+
+def test_a_waiting_process_imports_neither_filelock_nor_requests(env: Env) -> None:
+    """Waiters are cheap: N processes starting at once on a small machine pay for one download."""
+    import subprocess
+    import sys
+
+    from omnihub.cache import Record, write_record
+    from omnihub.locking import target_lock
+
+    from tests.runtime.helpers import REPO, child_env
+
+    data = payload(10_000)
+    model = entry(data=data)
+    target = env.home / "samediff" / "model.fb"
+    target.parent.mkdir(parents=True)
+    fields = {
+        k: getattr(model, k)
+        for k in ("name", "python_name", "namespace", "package", "documentation", "file")
+    }
+    fields |= {"sha256": model.sha256, "size": model.size}
+    with target_lock(target) as held:
+        assert held
+        child = subprocess.Popen(
+            [sys.executable, "-c", _WAITER.format(fields=fields)],
+            cwd=REPO,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "waiting", child.stderr
+        # Publish as the downloading process would, then let go of the lock.
+        target.write_bytes(data)
+        write_record(target, Record(len(data), target.stat().st_mtime_ns, sha256(data)))
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1]) == {"path": str(target), "heavy": []}
+    assert env.server.log == []  # the waiter never downloaded

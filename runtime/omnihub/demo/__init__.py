@@ -38,9 +38,9 @@ _SAMPLE = (5.1, 3.5, 1.4, 0.2)
 
 def _pinned(entry: ModelEntry, path: Path) -> ModelEntry:
     """``entry`` with the sha256 and size of the file just written, as a pinned zoo has."""
-    import hashlib  # noqa: PLC0415
+    import hashlib
 
-    import attrs  # noqa: PLC0415
+    import attrs
 
     data = path.read_bytes()
     return attrs.evolve(entry, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
@@ -52,7 +52,7 @@ def build_zoo(root: Path) -> list[ModelEntry]:
     The ONNX model needs the ``onnx`` package and the SameDiff one ``flatbuffers``; each is
     left out when its library is missing.
     """
-    from omnihub.demo._zoo import (  # noqa: PLC0415
+    from omnihub.demo._zoo import (
         write_dl4j_mlp,
         write_onnx_mlp,
         write_samediff_mlp_file,
@@ -143,8 +143,8 @@ def _summarize_onnx(model: Any, out: TextIO) -> None:
     out.write(f"    {len(graph.node)} nodes: {ops}; {params} parameters\n")
     if find_spec("numpy") is None:
         return
-    import numpy as np  # noqa: PLC0415
-    from onnx.reference import ReferenceEvaluator  # noqa: PLC0415
+    import numpy as np
+    from onnx.reference import ReferenceEvaluator
 
     (probabilities,) = ReferenceEvaluator(model).run(
         None, {"x": np.array([_SAMPLE], dtype=np.float32)}
@@ -162,7 +162,7 @@ def _summarize_dl4j(network: Any, out: TextIO) -> None:
             f"      layer {layer.name} {layer.layer_name or ''!s:8} {layer.type:12} "
             f"nIn={layer.n_in} nOut={layer.n_out}\n"
         )
-    import numpy as np  # noqa: PLC0415 -- the dl4j loader needs it anyway
+    import numpy as np
 
     table = network.param_table()
     hidden = np.maximum(np.array(_SAMPLE) @ table["0_W"] + table["0_b"], 0.0)
@@ -193,7 +193,7 @@ def _summarize_samediff(graph: Any, out: TextIO) -> None:
 
 def _run_graph(graph: Any, feeds: dict[str, Any]) -> list[Any]:
     """Execute a graph made of mmul/add/relu/softmax ops with numpy (enough for the demo)."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     values = {name: np.asarray(value, dtype=np.float32) for name, value in feeds.items()}
     values.update(graph.arrays)
@@ -227,10 +227,10 @@ def _rounded(values: Any) -> list[float]:
 
 def run_demo(root: Path, out: TextIO = sys.stdout) -> int:
     """Run the whole tour with everything under ``root``; return an exit code."""
-    import omnihub  # noqa: PLC0415
-    from omnihub.cli._download import download_entries  # noqa: PLC0415
-    from omnihub.cli._output import format_size, print_table  # noqa: PLC0415
-    from omnihub.hub import fetch  # noqa: PLC0415
+    import omnihub
+    from omnihub.cli._download import download_entries
+    from omnihub.cli._output import format_size, print_table
+    from omnihub.hub import fetch
 
     root = root.resolve()
     out.write(f"omnihub demo -- everything lives in {root}, nothing touches the network\n\n")

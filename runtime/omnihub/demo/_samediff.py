@@ -112,7 +112,7 @@ def write_samediff_mlp(path: Path, layers: tuple[int, int, int], weights: Sequen
 
     ``weights`` holds w0 (in x hidden), b0, w1 (hidden x out), b1, flattened in C order.
     """
-    import flatbuffers  # noqa: PLC0415 -- optional: the samediff extra
+    import flatbuffers
 
     n_in, hidden, n_out = layers
     shapes = {"w0": (n_in, hidden), "b0": (hidden,), "w1": (hidden, n_out), "b1": (n_out,)}

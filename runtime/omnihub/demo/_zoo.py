@@ -41,9 +41,9 @@ def _weights(count: int, seed: int) -> list[float]:
 
 def write_onnx_mlp(path: Path, *, seed: int = 7) -> None:
     """Write a 2-layer perceptron (MatMul, Add, Relu, MatMul, Add, Softmax) as ONNX."""
-    import numpy as np  # noqa: PLC0415 -- optional: only with the onnx extra
-    import onnx  # noqa: PLC0415
-    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
     n_in, hidden, n_out = ONNX_LAYERS
 
@@ -151,7 +151,7 @@ def write_dl4j_mlp(path: Path, *, seed: int = 11) -> int:
 
 def write_samediff_mlp_file(path: Path, *, seed: int = 5) -> int:
     """Write a SameDiff FlatGraph classifier (.fb); return its parameter count."""
-    from omnihub.demo._samediff import write_samediff_mlp  # noqa: PLC0415 -- needs flatbuffers
+    from omnihub.demo._samediff import write_samediff_mlp
 
     n_in, hidden, n_out = SAMEDIFF_LAYERS
     count = n_in * hidden + hidden + hidden * n_out + n_out
