@@ -3,7 +3,9 @@
 Run as a script (``python benchmarks/child.py <command> ...``) so that it imports nothing of
 the suite: the child sees omnihub exactly as a user's process does.
 
-- ``fetch <entry-json>``: ``omnihub.hub.fetch`` of a raw entry, timed around the call.
+- ``fetch <entry-json> [--preimport]``: ``omnihub.hub.fetch`` of a raw entry, timed around
+  the call. With ``--preimport`` the libraries a download uses (omnihub.hub, omnihub.download,
+  omnihub.locking, requests, filelock) are imported first, timed separately ("imports").
 - ``call <package> <function> <repetitions>``: call a generated function (a cache hit once
   primed) many times; report the median, the sockets opened (audit hook) and whether
   requests or tqdm were imported.
@@ -22,8 +24,23 @@ def _audit(event: str, _args: tuple[object, ...]) -> None:
         _socket_events.append(event)
 
 
-def _fetch(entry_json: str) -> dict[str, object]:
+def _fetch(entry_json: str, preimport: bool = False) -> dict[str, object]:
     import json
+
+    imports = 0.0
+    if preimport:
+        import importlib
+
+        started = time.perf_counter()
+        for module in (
+            "omnihub.hub",
+            "omnihub.download",
+            "omnihub.locking",
+            "requests",
+            "filelock",
+        ):
+            importlib.import_module(module)
+        imports = time.perf_counter() - started
 
     from omnihub._enums import Format, Framework, ModelType
     from omnihub.catalog import ModelEntry
@@ -38,7 +55,7 @@ def _fetch(entry_json: str) -> dict[str, object]:
 
     path = fetch(entry)
     elapsed = time.perf_counter() - started
-    return {"elapsed": elapsed, "path": str(path), "vm_hwm": _vm_hwm()}
+    return {"elapsed": elapsed, "imports": imports, "path": str(path), "vm_hwm": _vm_hwm()}
 
 
 def _vm_hwm() -> int:
@@ -89,14 +106,14 @@ def main(argv: list[str]) -> int:
     """Dispatch one command and print its JSON result."""
     import json
 
-    if argv[:1] == ["fetch"] and len(argv) == 2:
-        print(json.dumps(_fetch(argv[1])))
+    if argv[:1] == ["fetch"] and len(argv) in (2, 3) and argv[2:] in ([], ["--preimport"]):
+        print(json.dumps(_fetch(argv[1], preimport=len(argv) == 3)))
         return 0
     if argv[:1] == ["call"] and len(argv) == 4:
         sys.addaudithook(_audit)
         print(json.dumps(_call(argv[1], argv[2], int(argv[3]))))
         return 0
-    usage = "usage: child.py fetch ENTRY_JSON | call PACKAGE FUNCTION N"
+    usage = "usage: child.py fetch ENTRY_JSON [--preimport] | call PACKAGE FUNCTION N"
     print(f"{usage} (got {argv})", file=sys.stderr)
     return 2
 

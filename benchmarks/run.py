@@ -64,8 +64,9 @@ _WHAT = (
     ),
     (
         "download_single_stream / download_peak_rss",
-        "`omnihub.hub.fetch`, 1 GiB, sha256 verified; the child's peak RSS",
-        "`curl -s -o FILE`",
+        "`omnihub.hub.fetch`, 1 GiB, sha256 verified, timed after the child imported its "
+        "libraries (import time in the notes); the child's peak RSS",
+        "`curl -s -o FILE`, its `time_total`",
     ),
     (
         "download_parallel_vs_aria2c / _vs_one_stream",
@@ -74,7 +75,8 @@ _WHAT = (
     ),
     (
         "download_16_processes",
-        "16 processes fetch one uncached model; nginx must serve it once",
+        "16 processes fetch one uncached model; nginx must serve it once; children run from "
+        "a regular-install layout (no editable-install hook)",
         "one process, same download",
     ),
 )

@@ -41,6 +41,7 @@ from omnihub._partial import (
     _discard_meta,
     _hash_existing,
     _open_partial,
+    _preallocate,
     _resume_state,
     _write_error,
     _write_meta,
@@ -173,6 +174,12 @@ def _attempt(
                 _discard(partial)
             _write_meta(partial, url, response.headers if not encoded else {})
             fh = _open_partial(partial, append=mode == "ab")
+            if total is not None and not encoded:
+                try:
+                    _preallocate(fh.fileno(), offset, total - offset)
+                except OSError:
+                    fh.close()
+                    raise
         except OSError as exc:
             raise _write_error(partial, exc) from None
         bar = progress_bar(total, offset, label, disabled=config.disable_progress)

@@ -180,9 +180,14 @@ def is_loopback(host: str | None) -> bool:
     import ipaddress
 
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    # IPv4-mapped IPv6 (``::ffff:127.0.0.1``) counts as remote on every Python: 3.13 started
+    # calling it loopback, and the rule must not depend on the interpreter's version.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return False
+    return address.is_loopback
 
 
 def check_remote_url(url: str, *, allow_http: bool, allow_file: bool, what: str = "URL") -> str:

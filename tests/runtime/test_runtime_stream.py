@@ -8,6 +8,7 @@ import io
 import os
 from pathlib import Path
 
+import omnihub._stream as stream
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -52,30 +53,45 @@ class _ShortWriter(io.BytesIO):
 @given(
     st.binary(max_size=5000),
     st.lists(st.integers(min_value=1, max_value=700), max_size=20),
-    st.integers(min_value=1, max_value=1024),
-    st.integers(min_value=1, max_value=4),
-    st.integers(min_value=1, max_value=900),
+    st.tuples(
+        st.integers(min_value=1, max_value=1024),  # chunk size
+        st.integers(min_value=1, max_value=4),  # buffers
+        st.integers(min_value=1, max_value=900),  # most bytes one write() takes
+    ),
+    st.booleans(),
 )
 def test_pump_copies_and_hashes_exactly(
-    data: bytes, pieces: list[int], chunk: int, buffers: int, write_limit: int
+    data: bytes, pieces: list[int], sizes: tuple[int, int, int], separate: bool
 ) -> None:
+    chunk, buffers, write_limit = sizes
     sink = _ShortWriter(write_limit)
     hasher = hashlib.sha256()
     progressed: list[int] = []
-    total = pump(
-        _Source(data, pieces).readinto,
-        sink.write,
-        hasher,
-        progress=progressed.append,
-        chunk_size=chunk,
-        buffers=buffers,
-    )
+    saved, stream.SEPARATE_HASH_THREAD = stream.SEPARATE_HASH_THREAD, separate
+    try:
+        total = pump(
+            _Source(data, pieces).readinto,
+            sink.write,
+            hasher,
+            progress=progressed.append,
+            chunk_size=chunk,
+            buffers=buffers,
+        )
+    finally:
+        stream.SEPARATE_HASH_THREAD = saved
     assert total == len(data)
     assert sink.getvalue() == data
     assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
     assert sum(progressed) == len(data)
 
 
+@pytest.fixture(params=[False, True], ids=["write-then-hash", "separate-hash-thread"])
+def threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run a test with both pipeline layouts (see ``SEPARATE_HASH_THREAD``)."""
+    monkeypatch.setattr(stream, "SEPARATE_HASH_THREAD", request.param)
+
+
+@pytest.mark.usefixtures("threads")
 def test_read_error_keeps_every_byte_received_before_it() -> None:
     data = bytes(range(256)) * 40
     sink = io.BytesIO()
@@ -89,6 +105,7 @@ def test_read_error_keeps_every_byte_received_before_it() -> None:
     assert sink.getvalue() == data[:3000]  # exactly the prefix: resumable
 
 
+@pytest.mark.usefixtures("threads")
 def test_write_error_is_reported_as_write_failed() -> None:
     def full_disk(_: object) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
