@@ -277,7 +277,7 @@ def load(
     :class:`AmbiguousModelError` (listing the candidates) when several do.
     """
     entry = select_one(criteria, list_models(criteria, path=path))
-    from omnihub.hub import fetch  # noqa: PLC0415 -- only loading needs the runtime
-    from omnihub.loaders import load as load_file  # noqa: PLC0415
+    from omnihub.hub import fetch
+    from omnihub.loaders import load as load_file
 
     return load_file(entry, fetch(entry, force_download=force_download))

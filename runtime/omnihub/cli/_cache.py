@@ -122,7 +122,7 @@ def _select_cached(
 
 
 def _glob(pattern: str, text: str) -> bool:
-    import fnmatch  # noqa: PLC0415
+    import fnmatch
 
     return fnmatch.fnmatchcase(text, pattern)
 
@@ -240,7 +240,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _quarantine(path: Path) -> str:
     """Move a bad file aside unless a download holds its lock; say what happened."""
-    from omnihub.locking import try_target_lock  # noqa: PLC0415
+    from omnihub.locking import try_target_lock
 
     with try_target_lock(path) as free:
         if not free:
@@ -251,7 +251,7 @@ def _quarantine(path: Path) -> str:
 
 
 def _repair(entries: list[ModelEntry], report: list[dict[str, object]], *, quiet: bool) -> None:
-    from omnihub.cli._download import download_entries  # noqa: PLC0415
+    from omnihub.cli._download import download_entries
 
     done, failed = download_entries(entries, force=False, jobs=4, progress=False, quiet=True)
     by_name = {str(row["name"]): row for row in report}

@@ -63,7 +63,7 @@ def _home_check(home: Path) -> Check:
 
 
 def _cache_check(home: Path) -> Check:
-    from omnihub import cache  # noqa: PLC0415
+    from omnihub import cache
 
     try:
         files = cache.scan(home)
@@ -79,7 +79,7 @@ def _cache_check(home: Path) -> Check:
 
 
 def _catalogue_check() -> Check:
-    from omnihub.search import catalog_dirs, find_catalogs  # noqa: PLC0415
+    from omnihub.search import catalog_dirs, find_catalogs
 
     try:
         catalogs = find_catalogs()
@@ -97,18 +97,18 @@ def _catalogue_check() -> Check:
 
 def _probe(url: str, config: Config) -> tuple[str, str]:
     """``(status, detail)`` for one base URL: does something answer there?"""
-    from omnihub.urls import redact_url  # noqa: PLC0415
+    from omnihub.urls import redact_url
 
     shown = redact_url(url)
     if url.lower().startswith("file:"):
-        from urllib.parse import unquote, urlsplit  # noqa: PLC0415
-        from urllib.request import url2pathname  # noqa: PLC0415
+        from urllib.parse import unquote, urlsplit
+        from urllib.request import url2pathname
 
         path = Path(url2pathname(unquote(urlsplit(url).path)))
         if path.is_dir() and os.access(path, os.R_OK | os.X_OK):
             return "ok", f"{shown}: readable directory"
         return "problem", f"{shown}: {path} is not a readable directory"
-    import requests  # noqa: PLC0415
+    import requests
 
     timeout = (
         min(config.connect_timeout, _PROBE_TIMEOUT),
@@ -123,8 +123,8 @@ def _probe(url: str, config: Config) -> tuple[str, str]:
 
 
 def _repository_checks(config: Config, *, network: bool) -> list[Check]:
-    from omnihub.repositories import registered_repositories  # noqa: PLC0415
-    from omnihub.urls import check_base_url  # noqa: PLC0415
+    from omnihub.repositories import registered_repositories
+    from omnihub.urls import check_base_url
 
     checks = []
     names = [

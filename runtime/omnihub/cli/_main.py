@@ -70,7 +70,7 @@ def _command(
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the full ``omnihub`` argument parser."""
-    from omnihub import __version__  # noqa: PLC0415 -- omnihub/__init__ is import-light
+    from omnihub import __version__
 
     parser = argparse.ArgumentParser(
         prog="omnihub",
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _enum(name: str) -> type[enum.Enum]:
-    from omnihub import _enums  # noqa: PLC0415 -- a tiny module
+    from omnihub import _enums
 
     enum_type: type[enum.Enum] = getattr(_enums, name)
     return enum_type
@@ -225,7 +225,7 @@ def _choice(name: str) -> Callable[[str], enum.Enum]:
 
 
 def _size(text: str) -> int:
-    from omnihub.cli._units import parse_size  # noqa: PLC0415 -- stdlib only
+    from omnihub.cli._units import parse_size
 
     try:
         return parse_size(text)
@@ -260,7 +260,7 @@ def error_line(exc: BaseException, subject: str | None = None) -> str:
 def _configure_logging(verbosity: int) -> None:
     if verbosity <= 0:
         return
-    import logging  # noqa: PLC0415 -- only when asked for
+    import logging
 
     logging.basicConfig(format="%(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("omnihub").setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
@@ -268,7 +268,7 @@ def _configure_logging(verbosity: int) -> None:
 
 def exit_code_for(exc: BaseException) -> ExitCode:
     """The exit code an expected error maps to (:attr:`ExitCode.FAILURE` by default)."""
-    from omnihub.errors import ModelNotFoundError, OmnihubError  # noqa: PLC0415
+    from omnihub.errors import ModelNotFoundError, OmnihubError
 
     if isinstance(exc, ModelNotFoundError) or (
         isinstance(exc, LookupError) and isinstance(exc, OmnihubError)  # AmbiguousModelError
@@ -278,7 +278,7 @@ def exit_code_for(exc: BaseException) -> ExitCode:
 
 
 def _is_expected(exc: BaseException) -> bool:
-    from omnihub.errors import OmnihubError  # noqa: PLC0415
+    from omnihub.errors import OmnihubError
 
     return isinstance(exc, (OmnihubError, OSError))
 
@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     try:
-        from omnihub.cli._config import set_overrides  # noqa: PLC0415
+        from omnihub.cli._config import set_overrides
 
         set_overrides(home=args.home, urls=args.url, offline=args.offline)
         return int(_resolve_handler(args.handler)(args))

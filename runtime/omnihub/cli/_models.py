@@ -84,9 +84,9 @@ def _info_rows(entry: ModelEntry) -> list[tuple[str, str]]:
 
 def _is_cached(entry: ModelEntry) -> bool:
     """Whether a verified copy is in the cache (the runtime's cheap hit test, no hashing)."""
-    from omnihub.cache import is_fresh  # noqa: PLC0415
-    from omnihub.cli._config import current  # noqa: PLC0415
-    from omnihub.hub import target_path  # noqa: PLC0415
+    from omnihub.cache import is_fresh
+    from omnihub.cli._config import current
+    from omnihub.hub import target_path
 
     try:
         return is_fresh(target_path(entry, current()), entry.sha256, entry.size)
@@ -96,9 +96,9 @@ def _is_cached(entry: ModelEntry) -> bool:
 
 def _cache_state(entry: ModelEntry) -> str:
     """``cached <path>`` when a verified copy is present, else where it would go."""
-    from omnihub.cache import is_fresh  # noqa: PLC0415 -- only `info` needs the cache
-    from omnihub.cli._config import current  # noqa: PLC0415
-    from omnihub.hub import target_path  # noqa: PLC0415
+    from omnihub.cache import is_fresh
+    from omnihub.cli._config import current
+    from omnihub.hub import target_path
 
     try:
         path = target_path(entry, current())

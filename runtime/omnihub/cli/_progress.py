@@ -57,7 +57,7 @@ class ProgressBoard:
         isatty = getattr(stream, "isatty", None)
         if not enabled or not (callable(isatty) and isatty()):
             return
-        from tqdm import tqdm  # noqa: PLC0415 -- only when bars are shown
+        from tqdm import tqdm
 
         # a terminal that reports no size (a fresh pty, `docker -t`) would get empty bars
         sized = _columns(stream) > 0
@@ -116,7 +116,7 @@ class ProgressBoard:
                 bar.set_postfix_str("failed", refresh=True)
 
     def _static_line(self, key: str, size: int | None, *, ok: bool) -> None:
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm
 
         total = self._totals.get(key) or size
         line = tqdm.format_meter(
@@ -135,7 +135,7 @@ class ProgressBoard:
     def write(self, line: str, file: Any) -> None:
         """Print ``line`` to ``file`` without tearing the bars."""
         if self._bars:
-            from tqdm import tqdm  # noqa: PLC0415
+            from tqdm import tqdm
 
             with self._lock:
                 tqdm.write(line, file=file)

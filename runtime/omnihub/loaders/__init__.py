@@ -58,6 +58,6 @@ __all__ = [
 
 def load_raw(entry: ModelEntry, path: Path) -> ModelFile:
     """The ``raw`` format's loader: the verified file itself, as a :class:`ModelFile`."""
-    from omnihub.model_file import ModelFile  # noqa: PLC0415 -- pulls in cattrs
+    from omnihub.model_file import ModelFile
 
     return ModelFile(Path(path), entry)

@@ -75,7 +75,7 @@ class FlatTable:
     __slots__ = ("_budget", "_buf", "_len", "_table", "_vt_len", "_vtable", "pos", "what")
 
     def __init__(self, buf: bytes, pos: int, what: str, budget: _Budget) -> None:
-        from flatbuffers.table import Table  # noqa: PLC0415 -- loaded only with a FlatBuffer
+        from flatbuffers.table import Table
 
         size = len(buf)
         _check_range(size, pos, 4, f"{what} table")
@@ -226,6 +226,6 @@ class FlatTable:
 
 
 def _uoffset_flags() -> object:
-    from flatbuffers import number_types  # noqa: PLC0415
+    from flatbuffers import number_types
 
     return number_types.UOffsetTFlags

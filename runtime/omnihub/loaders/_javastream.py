@@ -112,7 +112,7 @@ def _read_buffer(stream: JavaStream, name: str) -> tuple[str, str, int, int]:
 
 def read_nd4j_array(stream: JavaStream) -> Nd4jArray:
     """Read one ``Nd4j.write`` array from ``stream`` (advancing it past the array)."""
-    import numpy as np  # noqa: PLC0415 -- heavy, only when an array is read
+    import numpy as np
 
     _mode, shape_type, count, _start = _read_buffer(stream, "shape info")
     if shape_type not in ("INT", "LONG"):

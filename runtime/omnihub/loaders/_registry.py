@@ -210,7 +210,7 @@ def _entry_point_specs() -> list[LoaderSpec]:
     A broken plugin is reported with a warning and skipped, so one bad distribution cannot
     stop every other model from loading.
     """
-    from importlib.metadata import entry_points  # noqa: PLC0415 -- only on first lookup
+    from importlib.metadata import entry_points
 
     found: list[LoaderSpec] = []
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -306,7 +306,7 @@ def load(entry: ModelEntry, path: Path) -> object:
         return factory(path, entry)
     spec = find_loader(entry)
     if spec is None:
-        from omnihub.model_file import ModelFile  # noqa: PLC0415 -- pulls in cattrs
+        from omnihub.model_file import ModelFile
 
         return ModelFile(path, entry)
     return spec.resolve()(entry, path)

@@ -50,7 +50,7 @@ class GGUFModel:
 
 
 def _field_value(field: Any) -> Any:
-    from gguf import GGUFValueType  # noqa: PLC0415
+    from gguf import GGUFValueType
 
     if not field.types:
         return None
@@ -61,7 +61,7 @@ def _field_value(field: Any) -> Any:
 
 def read_gguf(path: Path) -> GGUFModel:
     """Open ``path``; :class:`LoadError` names the file and the problem."""
-    from gguf import GGUFReader  # noqa: PLC0415 -- heavy, only when loading
+    from gguf import GGUFReader
 
     path = Path(path)
     try:

@@ -41,7 +41,7 @@ def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
 
 def _check_external(model: onnx.ModelProto, path: Path) -> bool:
     """Validate every external-data reference; return whether there are any."""
-    import onnx  # noqa: PLC0415
+    import onnx
 
     base = path.parent.resolve()
     found = False
@@ -76,8 +76,8 @@ def _check_external(model: onnx.ModelProto, path: Path) -> bool:
 
 def read_onnx(path: Path) -> onnx.ModelProto:
     """Parse ``path`` (and its external data); :class:`LoadError` on anything malformed."""
-    import onnx  # noqa: PLC0415 -- heavy, only when an ONNX model is loaded
-    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # noqa: PLC0415
+    import onnx
+    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
     path = Path(path)
     try:
@@ -87,7 +87,7 @@ def read_onnx(path: Path) -> onnx.ModelProto:
     if not model.graph.node and not model.graph.initializer and not model.opset_import:
         raise LoadError(f"{path}: not a valid ONNX model: no graph, weights or opset")
     if _check_external(model, path):
-        from onnx.external_data_helper import load_external_data_for_model  # noqa: PLC0415
+        from onnx.external_data_helper import load_external_data_for_model
 
         try:
             load_external_data_for_model(model, os.fspath(path.parent))

@@ -42,7 +42,7 @@ class SafeTensorsWeights(Mapping[str, "npt.NDArray[Any]"]):
 
 def read_safetensors(path: Path) -> SafeTensorsWeights:
     """Read every tensor of ``path``; :class:`LoadError` names the file and the problem."""
-    from safetensors import safe_open  # noqa: PLC0415 -- heavy, only when loading
+    from safetensors import safe_open
 
     path = Path(path)
     tensors: dict[str, npt.NDArray[Any]] = {}

@@ -221,7 +221,7 @@ def _read_array(table: FlatTable, ctx: _Context) -> npt.NDArray[Any] | None:
     """
     if table.pos in ctx.arrays:
         return ctx.arrays[table.pos]
-    import numpy as np  # noqa: PLC0415 -- heavy, only when a SameDiff file is read
+    import numpy as np
 
     dtype_code = table.integer(2, "<b", "dtype")
     dtype_name = DTYPE_NAMES.get(dtype_code)
