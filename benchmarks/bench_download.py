@@ -9,9 +9,13 @@ the child itself at the end and sampled by the parent while it runs; curl's is s
   ``curl -s -o FILE`` to the same disk, its ``time_total``.
 - parallel (5): 200 MiB (64 MiB quick) from the ``limit_rate 20m`` location; baselines
   ``aria2c -x8 -s8 -k1M --checksum=sha-256=..`` (verifies too) and ``curl`` (one stream).
-- concurrency (6): 16 fresh processes ask for one uncached model at once; baseline one fresh
-  process doing the same download. Wall times include interpreter start in both. nginx's
-  access log must show the file's bytes served once in total.
+- concurrency (6): 16 processes ask for one uncached model at once by calling its generated
+  function (a one-model raw spec compiled for the run); baseline one process doing the same.
+  The children start, import ``omnihub_generated.<ns>`` and the function, and wait at a
+  :class:`benchmarks.procs.Gate`; ours is the wall from releasing them to the last child's own
+  finish timestamp (median of 3 alternating pairs in full mode). The same storm without the
+  gate (spawn to last exit, interpreter start included) runs too and is printed in the notes.
+  nginx's access log must show the file's bytes served once in total, in each storm.
 """
 
 from __future__ import annotations
@@ -22,11 +26,20 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.harness import Result, Target, median
-from benchmarks.procs import ChildFailed, Measured, run_measured, start, wait_measured
+from benchmarks.procs import (
+    ChildFailed,
+    Gate,
+    Measured,
+    Running,
+    run_measured,
+    start,
+    wait_measured,
+)
 from benchmarks.servers import AccessEntry, Nginx
 from benchmarks.workload import (
     FRAMEWORK_DIR,
@@ -34,14 +47,25 @@ from benchmarks.workload import (
     TestFile,
     Unavailable,
     child_env,
+    compiler_command,
     entry_json,
     regular_python,
     remove,
     scratch_dir,
     test_file,
+    write_raw_model_spec,
 )
 
-__all__ = ["GROUPS", "TARGETS", "concurrency", "parallel", "single_stream", "unavailable"]
+__all__ = [
+    "GROUPS",
+    "TARGETS",
+    "Storm",
+    "asking_wall",
+    "concurrency",
+    "parallel",
+    "single_stream",
+    "unavailable",
+]
 
 _CHILD = REPO / "benchmarks" / "child.py"
 _MiB = float(1 << 20)
@@ -270,8 +294,6 @@ def parallel(nginx: Nginx, tools: Mapping[str, Path], quick: bool) -> list[Resul
     ]
 
 
-#: What every fetching child must import at least (a waiter needs nothing more).
-_IMPORTS = "import json, omnihub.catalog, omnihub.hub"
 #: Bytes nginx may count beyond the file's size in one download: a full-body (200) response
 #: that the client stops reading (it switched to ranges) still had its socket buffers filled.
 #: A second download, even a partial one cut short, would exceed this.
@@ -284,79 +306,226 @@ def _statuses(entries: list[AccessEntry]) -> str:
     return ", ".join(f"{n}x{status}" for status, n in sorted(counts.items())) or "none"
 
 
-def _storm(
-    commands: list[list[str | Path]], env: dict[str, str], timeout: float
-) -> tuple[float, list[Measured]]:
-    """Start all ``commands`` at once; (wall from the first start to the last exit, results)."""
-    running = [start(cmd, env) for cmd in commands]
-    first = running[0].started
-    finished = [wait_measured(r, timeout=timeout, check=False) for r in running]
-    last = max(r.started + m.wall for r, m in zip(running, finished, strict=True))
-    return last - first, finished
+def asking_wall(released: float, reports: Sequence[Mapping[str, object]]) -> float:
+    """Seconds from ``released`` to the last child's own ``finished`` timestamp.
+
+    Both are CLOCK_MONOTONIC readings (one clock for the machine), taken by the parent just
+    before it released the gate and by each child right after its call returned.
+    """
+    if not reports:
+        raise ValueError("no child reported a finish time")
+    return max(float(str(r["finished"])) for r in reports) - released
+
+
+@dataclass(frozen=True)
+class Storm:
+    """What one group of children asking for the model at once did."""
+
+    spawn_to_exit: float  # first spawn to last exit (parent's clock): interpreter start included
+    ready: float | None  # first spawn to every child ready at the gate (None: no gate)
+    asking: float | None  # release to the last child's finish (None: no gate or no report)
+    finished: list[Measured]
+    reports: list[dict[str, object]]  # the JSON of every child that exited 0
+
+    @property
+    def succeeded(self) -> int:
+        """How many children exited 0 with a report."""
+        return len(self.reports)
+
+
+def _ask_storm(
+    command: Sequence[str | Path],
+    env: Mapping[str, str],
+    processes: int,
+    *,
+    gated: bool,
+    timeout: float,
+) -> Storm:
+    """Start ``processes`` children of ``command`` (``child.py ask``), gated or not."""
+    gate = Gate() if gated else None
+    cmd = [*command, *(gate.child_args() if gate is not None else [])]
+    running: list[Running] = []
+    finished: list[Measured] = []
+    ready = released = None
+    spawned = time.monotonic()
+    try:
+        for _ in range(processes):
+            running.append(start(cmd, env, pass_fds=gate.pass_fds if gate is not None else ()))
+        if gate is not None:
+            ready = gate.wait_ready(running, timeout=timeout) - spawned
+            released = gate.release()
+    except BaseException:
+        for r in running:
+            r.proc.kill()
+        raise
+    finally:
+        if gate is not None:
+            gate.close()
+        finished = [wait_measured(r, timeout, check=False) for r in running]
+    last_exit = max(r.started + m.wall for r, m in zip(running, finished, strict=True))
+    reports = [json.loads(m.stdout) for m in finished if m.returncode == 0]
+    asking = None if released is None or not reports else asking_wall(released, reports)
+    return Storm(last_exit - running[0].started, ready, asking, finished, reports)
+
+
+def _generated_function(out: Path, file: str) -> tuple[str, str]:
+    """(package, python_name) of the generated model whose file is ``file``."""
+    for catalog in sorted((out / "omnihub_generated").glob("*/_catalog.json")):
+        for model in json.loads(catalog.read_text(encoding="utf-8"))["models"]:
+            if model["file"] == file:
+                return str(model["package"]), str(model["python_name"])
+    raise Unavailable(f"no generated catalogue under {out} lists a model with file {file!r}")
+
+
+class _Checked:
+    """Runs storms against one nginx and one test file, collecting the checks they pass.
+
+    Checks are kept per label (``ours, gated``...) and must hold in every run of that label.
+    """
+
+    def __init__(self, nginx: Nginx, test: TestFile, uri: str, work: Path) -> None:
+        self.nginx, self.test, self.uri, self.work = nginx, test, uri, work
+        self.checks: dict[str, bool] = {}
+        self.served: dict[str, list[tuple[int, int, float, list[AccessEntry]]]] = {}
+        self.runs = 0
+
+    def run(
+        self,
+        label: str,
+        command: Sequence[str | Path],
+        base_url: str,
+        processes: int,
+        *,
+        gated: bool,
+    ) -> Storm:
+        """One storm in a fresh OMNIHUB_HOME, checked: one download, all succeeded, verified."""
+        self.runs += 1
+        home = self.work / f"home{self.runs}"
+        env = child_env(OMNIHUB_HOME=str(home), OMNIHUB_URL=base_url)
+        env["PYTHONPATH"] = str(self.work / "out")
+        os.sync()  # neither run pays for the previous one's dirty pages
+        mark = len(self.nginx.entries())
+        try:
+            storm = _ask_storm(command, env, processes, gated=gated, timeout=600)
+            served = [e for e in self.nginx.entries()[mark:] if e.uri == self.uri]
+            sent = sum(e.body_bytes for e in served)
+            expected = home / FRAMEWORK_DIR / self.test.name
+            paths = {Path(str(r["path"])) for r in storm.reports}
+            verified = paths == {expected} and all(sha256_of(p) == self.test.sha256 for p in paths)
+        finally:
+            remove(home)
+        checks = {
+            f"one download ({label})": self.test.size <= sent <= self.test.size + _OVERSEND,
+            f"all succeeded ({label})": storm.succeeded == processes,
+            f"all verified ({label})": verified,
+        }
+        for check, ok in checks.items():
+            self.checks[check] = self.checks.get(check, True) and ok
+        self.served.setdefault(label, []).append((storm.succeeded, processes, sent / _MiB, served))
+        return storm
+
+    def summary(self) -> str:
+        """Per label: runs, successes and what nginx served, for the notes."""
+        parts = []
+        for label, runs in self.served.items():
+            ok = ", ".join(f"{done}/{of}" for done, of, _, _ in runs)
+            mib = "/".join(f"{sent:.1f}" for _, _, sent, _ in runs)
+            requests = "/".join(str(len(entries)) for _, _, _, entries in runs)
+            statuses = _statuses([e for *_, entries in runs for e in entries])
+            parts.append(
+                f"{label}: {ok} succeeded, nginx served {mib} MiB in {requests} requests "
+                f"({statuses})"
+            )
+        return "; ".join(parts)
 
 
 def concurrency(nginx: Nginx, quick: bool, processes: int = 16) -> list[Result]:
-    """download_16_processes: wall of 16 concurrent fetches vs one (unlimited location)."""
-    mib = 256 if quick else 1024
+    """download_16_processes: 16 gated callers of one generated function vs one caller.
+
+    One untimed warm-up download; gated pairs (one caller, then 16; the order alternates
+    between pairs), 3 in full mode and 1 quick, medians compared; then one pair without the
+    gate (spawn to last exit, for the notes). Every storm is checked alike.
+    """
+    name = "download_16_processes" if processes == 16 else f"download_{processes}_processes"
+    mib, pairs = (256, 1) if quick else (1024, 3)
     test = test_file(mib)
     base = nginx.url("full")
-    uri = f"/full/{FRAMEWORK_DIR}/{test.name}"
-    python = regular_python()
-    env_cmd: list[str | Path] = [python, _CHILD, "fetch", entry_json(test, base)]
     work = scratch_dir("concurrency-")
-    checks: dict[str, bool] = {}
-    note = ""
     ours: float | None = None
     baseline: float | None = None
+    note = ""
+    checked = _Checked(nginx, test, f"/full/{FRAMEWORK_DIR}/{test.name}", work)
     try:
-        single_home = work / "single"
-        mark = len(nginx.entries())
-        try:
-            baseline = run_measured(
-                env_cmd,
-                child_env(OMNIHUB_HOME=str(single_home), OMNIHUB_URL=base),
-                timeout=600,
-            ).wall
-        except ChildFailed as exc:
-            note = f"ours: {exc}. "
-        remove(single_home)
-        if baseline is not None:
-            mark = len(nginx.entries())
-            home = work / "shared"
-            env = child_env(OMNIHUB_HOME=str(home), OMNIHUB_URL=base)
-            ours, finished = _storm([env_cmd] * processes, env, timeout=900)
-            served = [e for e in nginx.entries()[mark:] if e.uri == uri]
-            sent = sum(e.body_bytes for e in served)
-            paths = set()
-            for m in finished:
-                if m.returncode == 0:
-                    paths.add(json.loads(m.stdout)["path"])
-            ok = [m.returncode == 0 for m in finished]
-            checks = {
-                "one download": test.size <= sent <= test.size + _OVERSEND,
-                "all succeeded": all(ok),
-                "all verified": len(paths) == 1
-                and sha256_of(home / FRAMEWORK_DIR / test.name) == test.sha256,
-            }
-            # What 16 interpreters cost on this machine before downloading anything.
-            floor, _ = _storm([[python, "-c", _IMPORTS]] * processes, env, timeout=300)
-            layout = "no editable-install hook" if python != Path(sys.executable) else "editable"
-            note = (
-                f"{sum(ok)}/{processes} succeeded; nginx served {sent / _MiB:.1f} MiB of the "
-                f"{mib} MiB file in {len(served)} requests ({_statuses(served)}); "
-                f"{processes} interpreters that only import omnihub.catalog and omnihub.hub "
-                f"take {floor:.2f}s; children run from a regular-install layout "
-                f"({layout}). "
-            )
+        write_raw_model_spec(work / "spec", test)
+        run_measured([*compiler_command(), work / "spec", "-o", work / "out"], timeout=120)
+        package, function = _generated_function(work / "out", test.name)
+        python = regular_python()
+        command: list[str | Path] = [python, _CHILD, "ask", package, function]
+        # Warm-up (not timed): this VM's memory is backed lazily and its page cache reclaimed
+        # in the background, so the first large download after a pause pays for faulting in
+        # pages (measured: 3.6 s and 5.5 CPU-s for 1 GiB, then 1.3 s and 1.7 CPU-s). One
+        # download first puts the served file and the writer's pages in place for all runs.
+        checked.run("warm-up", command, base, 1, gated=False)
+        ones: list[Storm] = []
+        manys: list[Storm] = []
+        for i in range(pairs):
+            for count in (1, processes) if i % 2 == 0 else (processes, 1):
+                label = "baseline, gated" if count == 1 else "ours, gated"
+                storm = checked.run(label, command, base, count, gated=True)
+                (ones if count == 1 else manys).append(storm)
+        one_open = checked.run("baseline, no gate", command, base, 1, gated=False)
+        many_open = checked.run("ours, no gate", command, base, processes, gated=False)
+        baseline = _median_asking(ones)
+        ours = _median_asking(manys)
+        layout = "no editable-install hook" if python != Path(sys.executable) else "editable"
+        open_ratio = many_open.spawn_to_exit / one_open.spawn_to_exit
+        note = (
+            f"{mib} MiB; each child calls omnihub_generated.{package}.{function}() (raw "
+            f"loader, a one-model compiled spec) after importing it, then waits at a gate; "
+            f"ours/baseline = release to the last child's finish (CLOCK_MONOTONIC), median of "
+            f"{pairs} (ours {_each(manys)}, baseline {_each(ones)}); all {processes} ready "
+            f"{_s(manys[0].ready)} after spawn (1 child: {_s(ones[0].ready)}); CPU in the "
+            f"call: {_cpu(manys[0].reports)}. Without the gate, spawn to last exit incl. "
+            f"interpreter start and imports: {processes} processes "
+            f"{many_open.spawn_to_exit:.2f}s, 1 process {one_open.spawn_to_exit:.2f}s (ratio "
+            f"{open_ratio:.2f}). {checked.summary()}; children run from a regular-install "
+            f"layout ({layout}). "
+        )
+    except (Unavailable, ChildFailed, OSError, ValueError, KeyError) as exc:
+        note = f"ours: {type(exc).__name__}: {exc}. {checked.summary()}. "
     finally:
         remove(work)
     return [
         Result(
-            "download_16_processes" if processes == 16 else f"download_{processes}_processes",
+            name,
             ours,
             baseline,
             *TARGETS["download_16_processes"],
-            checks=checks,
-            note=f"{note}wall incl. interpreter start; baseline: one process, same download",
+            checks=checked.checks,
+            note=f"{note}baseline: one process, same call, same gate",
         )
     ]
+
+
+def _median_asking(storms: Sequence[Storm]) -> float | None:
+    """The median gated wall of ``storms``; None if any has none (a child failed to report)."""
+    walls = [s.asking for s in storms]
+    if not walls or any(w is None for w in walls):
+        return None
+    return median([w for w in walls if w is not None])
+
+
+def _each(storms: Sequence[Storm]) -> str:
+    return "/".join(_s(s.asking) for s in storms)
+
+
+def _cpu(reports: Sequence[Mapping[str, object]]) -> str:
+    """The CPU the gated children spent in the call: the busiest (the downloader), the rest."""
+    spent = sorted(float(str(r["cpu_asking"])) for r in reports)
+    if len(spent) < 2:
+        return "n/a" if not spent else f"{spent[0]:.2f}s"
+    return f"busiest {spent[-1]:.2f}s, the others median {1000 * median(spent[:-1]):.0f}ms each"
+
+
+def _s(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds:.2f}s"

@@ -9,6 +9,12 @@ the suite: the child sees omnihub exactly as a user's process does.
 - ``call <package> <function> <repetitions>``: call a generated function (a cache hit once
   primed) many times; report the median, the sockets opened (audit hook) and whether
   requests or tqdm were imported.
+- ``ask <package> <function> [--gate READY_FD RELEASE_FD]``: import
+  ``omnihub_generated.<package>`` and its ``<function>`` (what a caller has done before it
+  asks for a model), then call it once. With ``--gate`` the child first writes one byte to
+  READY_FD and blocks until RELEASE_FD reaches end-of-file (see ``benchmarks.procs.Gate``).
+  Reports CLOCK_MONOTONIC timestamps ("imported", "woke", "finished"), comparable with the
+  parent's, the CPU seconds used before and by the call, and the returned file's path.
 """
 
 from __future__ import annotations
@@ -102,6 +108,49 @@ def _call(package: str, function: str, repetitions: int) -> dict[str, object]:
     }
 
 
+def parse_ask(argv: list[str]) -> tuple[str, str, tuple[int, int] | None] | None:
+    """``ask PACKAGE FUNCTION [--gate READY_FD RELEASE_FD]`` -> (package, function, gate)."""
+    if argv[:1] != ["ask"] or len(argv) not in (3, 6):
+        return None
+    if len(argv) == 3:
+        return argv[1], argv[2], None
+    if argv[3] != "--gate" or not (argv[4].isdigit() and argv[5].isdigit()):
+        return None
+    return argv[1], argv[2], (int(argv[4]), int(argv[5]))
+
+
+def wait_at_gate(ready_fd: int, release_fd: int) -> float:
+    """Say ready (one byte), block until released (end-of-file); the monotonic wake time."""
+    import os
+
+    os.write(ready_fd, b".")
+    os.close(ready_fd)
+    while os.read(release_fd, 1):  # the parent never writes; release is end-of-file
+        pass
+    os.close(release_fd)
+    return time.monotonic()
+
+
+def _ask(package: str, function: str, gate: tuple[int, int] | None) -> dict[str, object]:
+    import importlib
+
+    module = importlib.import_module(f"omnihub_generated.{package}")
+    model = getattr(module, function)
+    imported = time.monotonic()
+    cpu_before = time.process_time()
+    woke = imported if gate is None else wait_at_gate(*gate)
+    result = model()
+    finished = time.monotonic()
+    return {
+        "cpu_before": cpu_before,
+        "cpu_asking": time.process_time() - cpu_before,
+        "imported": imported,
+        "woke": woke,
+        "finished": finished,
+        "path": str(getattr(result, "path", result)),
+    }
+
+
 def main(argv: list[str]) -> int:
     """Dispatch one command and print its JSON result."""
     import json
@@ -113,7 +162,14 @@ def main(argv: list[str]) -> int:
         sys.addaudithook(_audit)
         print(json.dumps(_call(argv[1], argv[2], int(argv[3]))))
         return 0
-    usage = "usage: child.py fetch ENTRY_JSON [--preimport] | call PACKAGE FUNCTION N"
+    ask = parse_ask(argv)
+    if ask is not None:
+        print(json.dumps(_ask(*ask)))
+        return 0
+    usage = (
+        "usage: child.py fetch ENTRY_JSON [--preimport] | call PACKAGE FUNCTION N"
+        " | ask PACKAGE FUNCTION [--gate READY_FD RELEASE_FD]"
+    )
     print(f"{usage} (got {argv})", file=sys.stderr)
     return 2
 

@@ -4,6 +4,10 @@ Every benchmark that measures omnihub does so in a fresh child process, so that 
 caches and memory are those a user would see. :func:`run_measured` reaps the child with a
 blocking ``os.wait4`` (exact wall time).
 
+A :class:`Gate` is a start line for a group of children (the 16-process benchmark): each
+child does its imports, says it is ready, and blocks until the parent releases all of them at
+once, so what is timed is the asking, not interpreter start-up.
+
 Peak memory is *not* the child's ``ru_maxrss``: Linux carries the parent's high-water mark
 across fork and exec, so every child of this (large) process would report at least the
 suite's own RSS. With ``track_rss`` a sampler thread reads the child's ``VmHWM`` (the
@@ -13,6 +17,7 @@ high-water mark of its own address space) from ``/proc/<pid>/status`` until it e
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import tempfile
 import threading
@@ -22,7 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ChildFailed", "Measured", "Running", "run_measured", "start", "vm_hwm", "wait_measured"]
+__all__ = [
+    "ChildFailed",
+    "Gate",
+    "Measured",
+    "Running",
+    "run_measured",
+    "start",
+    "vm_hwm",
+    "wait_measured",
+]
 
 
 class ChildFailed(RuntimeError):
@@ -44,8 +58,12 @@ def start(
     cmd: Sequence[str | Path],
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Running:
-    """Start ``cmd``, its stdout and stderr going to anonymous temporary files."""
+    """Start ``cmd``, its stdout and stderr going to anonymous temporary files.
+
+    ``pass_fds`` are inherited by the child under the same numbers (a :class:`Gate`'s pipes).
+    """
     # Closed by wait_measured once the child is reaped.
     out = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
     err = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
@@ -57,6 +75,7 @@ def start(
         stdin=subprocess.DEVNULL,
         env=None if env is None else dict(env),
         cwd=cwd,
+        pass_fds=tuple(pass_fds),
     )
     return Running(proc, started, out, err)
 
@@ -147,3 +166,96 @@ def run_measured(
 ) -> Measured:
     """Run ``cmd`` to completion and measure it (see :class:`Measured`)."""
     return wait_measured(start(cmd, env, cwd), timeout, check=check, track_rss=track_rss)
+
+
+def _exited(pid: int) -> bool:
+    """Whether child ``pid`` has exited, without reaping it (wait_measured reaps it)."""
+    flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+    return os.waitid(os.P_PID, pid, flags) is not None
+
+
+class Gate:
+    """A start line for child processes: ready, then all released at once.
+
+    Two pipes. Each child inherits the write end of *ready* and the read end of *release*
+    (:attr:`pass_fds`; their numbers go on its command line, :meth:`child_args`). A child does
+    everything it would have done before asking (start, imports), writes one byte to *ready*,
+    and blocks reading *release*. :meth:`wait_ready` counts the bytes; :meth:`release` closes
+    the parent's write end of *release*, so every blocked ``read`` returns end-of-file at the
+    same moment -- one system call wakes them all, and none is favoured by the order of
+    writes. If the parent dies, the pipe closes too: a gated child can never hang.
+
+    Timestamps are ``time.monotonic()`` (CLOCK_MONOTONIC, one clock for the whole machine),
+    so the children's own timestamps compare with :attr:`released`.
+    """
+
+    def __init__(self) -> None:
+        self._ready_r, self._ready_w = os.pipe()
+        self._release_r, self._release_w = os.pipe()
+        self._children_started = False
+        self.released: float | None = None  # monotonic time of release()
+
+    @property
+    def pass_fds(self) -> tuple[int, int]:
+        """The descriptors a gated child must inherit: (ready write end, release read end)."""
+        return (self._ready_w, self._release_r)
+
+    def child_args(self) -> list[str]:
+        """``--gate READY_FD RELEASE_FD``: how a child (benchmarks/child.py) finds the gate."""
+        return ["--gate", str(self._ready_w), str(self._release_r)]
+
+    def children_started(self) -> None:
+        """Drop the parent's copies of the children's ends, once every child is started.
+
+        Afterwards *ready* reaches end-of-file when every child has exited or closed it, so a
+        group whose children all died before getting ready is noticed at once.
+        """
+        if not self._children_started:
+            self._children_started = True
+            os.close(self._ready_w)
+            os.close(self._release_r)
+
+    def wait_ready(self, running: Sequence[Running], timeout: float) -> float:
+        """Block until each of ``running`` wrote its ready byte; return the monotonic time.
+
+        Raises :class:`ChildFailed` if a child exits before it is ready, or on ``timeout``.
+        """
+        self.children_started()
+        deadline = time.monotonic() + timeout
+        ready = 0
+        while ready < len(running):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ChildFailed(
+                    f"{len(running) - ready} of {len(running)} children not ready "
+                    f"after {timeout:.0f}s"
+                )
+            readable, _, _ = select.select([self._ready_r], [], [], min(left, 0.05))
+            if readable:
+                got = os.read(self._ready_r, 4096)
+                if not got:
+                    raise ChildFailed(
+                        f"{len(running) - ready} of {len(running)} children exited before ready"
+                    )
+                ready += len(got)
+            elif ready < len(running):
+                for child in running:
+                    if _exited(child.proc.pid):
+                        raise ChildFailed(f"{child.proc.args!r} exited before ready")
+        if ready > len(running):
+            raise ChildFailed(f"{ready} ready bytes from {len(running)} children")
+        return time.monotonic()
+
+    def release(self) -> float:
+        """Release every waiting child at once; return the monotonic time just before."""
+        self.children_started()
+        if self.released is None:
+            self.released = time.monotonic()
+            os.close(self._release_w)
+        return self.released
+
+    def close(self) -> None:
+        """Close whatever the parent still holds (releasing any child still waiting)."""
+        self.children_started()
+        self.release()
+        os.close(self._ready_r)

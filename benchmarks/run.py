@@ -75,9 +75,10 @@ _WHAT = (
     ),
     (
         "download_16_processes",
-        "16 processes fetch one uncached model; nginx must serve it once; children run from "
-        "a regular-install layout (no editable-install hook)",
-        "one process, same download",
+        "16 already-started processes that imported the generated function call it at once "
+        "(released from a gate), wall to the last finish; nginx must serve the model once; "
+        "spawn-to-exit without the gate in the notes",
+        "one process, same call, same gate",
     ),
 )
 
