@@ -150,15 +150,95 @@ def raw_models(text: str | bytes, *, source: str | Path = "<catalogue>") -> list
     return models
 
 
+_REQUIRED_STR = ("name", "python_name", "namespace", "package", "documentation", "file")
+_OPTIONAL_STR = (
+    "url",
+    "repository",
+    "hugging_face_id",
+    "file_pattern",
+    "revision",
+    "sha256",
+    "license",
+    "factory",
+    "source",
+)
+_ENUMS: tuple[tuple[str, type[Framework | ModelType | Format]], ...] = (
+    ("framework", Framework),
+    ("model_type", ModelType),
+    ("format", Format),
+)
+
+
+def _exact_entry(data: object) -> ModelEntry | None:
+    """``data`` as a :class:`ModelEntry` if every field has exactly its declared JSON type.
+
+    The fast path of :func:`entry_from_dict`: a catalogue the compiler wrote always takes it,
+    so the first call of a generated function never imports cattrs. It builds only what the
+    cattrs converter would build from the same data (unknown keys are ignored, as cattrs
+    does); anything it is not sure about -- a missing or mistyped field, an unknown enum
+    value, ``True`` for ``size`` -- answers None and the caller lets cattrs decide (and
+    word the error).
+    """
+    if type(data) is not dict:
+        return None
+    fields: dict[str, Any] = {}
+    for key in _REQUIRED_STR:
+        value = data.get(key)
+        if type(value) is not str:
+            return None
+        fields[key] = value
+    for key, enum_type in _ENUMS:
+        value = data.get(key)
+        if type(value) is not str or value not in enum_type._value2member_map_:
+            return None
+        fields[key] = enum_type(value)
+    for key in _OPTIONAL_STR:
+        if key in data:
+            value = data[key]
+            if value is not None and type(value) is not str:
+                return None
+            fields[key] = value
+    if "pretrained" in data:
+        if type(data["pretrained"]) is not bool:
+            return None
+        fields["pretrained"] = data["pretrained"]
+    if "size" in data:
+        size = data["size"]
+        if size is not None and type(size) is not int:
+            return None
+        fields["size"] = size
+    if "tags" in data:
+        tags = data["tags"]
+        if type(tags) not in (list, tuple) or any(type(tag) is not str for tag in tags):
+            return None
+        fields["tags"] = tuple(tags)
+    if "metadata" in data:
+        metadata = data["metadata"]
+        if type(metadata) is not dict or not all(
+            type(k) is str and type(v) in (str, int, float, bool) for k, v in metadata.items()
+        ):
+            return None
+        fields["metadata"] = dict(metadata)
+    return ModelEntry(**fields)
+
+
 def entry_from_dict(data: object, *, source: str | Path = "<catalogue>") -> ModelEntry:
     """Structure and validate one model object of a catalogue, exactly as
-    :func:`catalog_from_json` does for every model."""
+    :func:`catalog_from_json` does for every model.
+
+    Well-typed data (all a compiled catalogue holds) is structured without cattrs, the rest
+    by the same cattrs converter as :func:`catalog_from_json`, so the result and every error
+    are the same either way.
+    """
+    entry = _exact_entry(data)
+    if entry is not None:
+        return entry
     import cattrs
 
     from omnihub.errors import ConfigurationError
 
     try:
-        entry: ModelEntry = _converter().structure(data, ModelEntry)
+        entry = _converter().structure(data, ModelEntry)
     except (ValueError, TypeError, KeyError, AttributeError, cattrs.BaseValidationError) as exc:
         raise ConfigurationError(f"{source}: invalid catalogue entry: {exc}") from exc
     return entry

@@ -13,7 +13,6 @@ start at once on a small machine).
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
     from filelock import BaseFileLock
 
 __all__ = ["POLL_SECONDS", "WAIT_NOTICE_SECONDS", "lock_path", "target_lock", "try_target_lock"]
-
-logger = logging.getLogger("omnihub")
 
 #: How often a waiting process retries the lock (it is released the moment the download ends).
 POLL_SECONDS = 0.01
@@ -89,6 +86,15 @@ def _wait_released(path: Path) -> bool:
     return True
 
 
+def _wait_notice(label: str, target: Path) -> None:
+    """Log that a wait is long; imports logging only then (a short wait never pays for it)."""
+    import logging
+
+    logging.getLogger("omnihub").info(
+        "%s: waiting for another process downloading %s", label, target
+    )
+
+
 def _try_acquire(lock: BaseFileLock) -> bool:
     """Take ``lock`` if it is free this instant."""
     from filelock import Timeout
@@ -114,11 +120,7 @@ def target_lock(
     Raises :class:`OSError` when the lock file cannot be created (read-only directory).
     """
     path = lock_path(target)
-    notice = threading.Timer(
-        WAIT_NOTICE_SECONDS,
-        logger.info,
-        ("%s: waiting for another process downloading %s", label, target),
-    )
+    notice = threading.Timer(WAIT_NOTICE_SECONDS, _wait_notice, (label, target))
     notice.daemon = True
     lock: BaseFileLock | None = None
     try:

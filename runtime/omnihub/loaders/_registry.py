@@ -210,6 +210,10 @@ def _entry_point_specs() -> list[LoaderSpec]:
     A broken plugin is reported with a warning and skipped, so one bad distribution cannot
     stop every other model from loading.
     """
+    from omnihub._entry_points import may_declare
+
+    if not may_declare(ENTRY_POINT_GROUP):  # cheap: no distribution mentions the group
+        return []
     from importlib.metadata import entry_points
 
     found: list[LoaderSpec] = []
