@@ -12,15 +12,7 @@ import omnihub.download
 import pytest
 
 from tests.reliability._support import HostServer
-from tests.runtime.helpers import Env
-
-_CLEARED = (
-    "OMNIHUB_OFFLINE",
-    "OMNIHUB_ALLOW_HTTP",
-    "OMNIHUB_RETRY_AFTER_MAX",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-)
+from tests.runtime.helpers import Env, isolated_env
 
 
 @pytest.fixture
@@ -51,19 +43,7 @@ def other_server() -> Iterator[HostServer]:
 @pytest.fixture
 def env(tmp_path: Path, server: HostServer, monkeypatch: pytest.MonkeyPatch) -> Env:
     """OMNIHUB_* pointing at a fresh home and the test server, with fast retries."""
-    home = tmp_path / "home"
-    for name in _CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OMNIHUB_HOME", str(home))
-    monkeypatch.setenv("OMNIHUB_URL", server.url + "/zoo")
-    monkeypatch.setenv("OMNIHUB_RETRIES", "4")
-    monkeypatch.setenv("OMNIHUB_BACKOFF", "0.01")
-    monkeypatch.setenv("OMNIHUB_BACKOFF_MAX", "0.05")
-    monkeypatch.setenv("OMNIHUB_READ_TIMEOUT", "2")
-    monkeypatch.setenv("OMNIHUB_CONNECT_TIMEOUT", "2")
-    monkeypatch.setenv("OMNIHUB_DISABLE_PROGRESS", "1")
-    monkeypatch.setenv("HF_ENDPOINT", server.url + "/hf")
-    return Env(home=home, server=server, base=server.url + "/zoo")
+    return isolated_env(tmp_path / "home", server, monkeypatch)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from omnihub._enums import Format, Framework, ModelType
 from omnihub.catalog import Catalog, ModelEntry, catalog_to_json
 
@@ -120,3 +121,32 @@ def run_python(
     assert proc.returncode == 0, proc.stderr
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+#: Settings a test environment always clears: nothing from the developer's shell leaks in.
+CLEARED_SETTINGS = (
+    "OMNIHUB_OFFLINE",
+    "OMNIHUB_ALLOW_HTTP",
+    "OMNIHUB_RETRY_AFTER_MAX",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+)
+
+
+def isolated_env(home: Path, server: FaultServer, monkeypatch: pytest.MonkeyPatch) -> Env:
+    """Point OMNIHUB_* at ``home`` and ``server``, with fast retries and no progress bars."""
+    for name in CLEARED_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {
+        "OMNIHUB_HOME": str(home),
+        "OMNIHUB_URL": server.url + "/zoo",
+        "OMNIHUB_RETRIES": "4",
+        "OMNIHUB_BACKOFF": "0.01",
+        "OMNIHUB_BACKOFF_MAX": "0.05",
+        "OMNIHUB_READ_TIMEOUT": "2",
+        "OMNIHUB_CONNECT_TIMEOUT": "2",
+        "OMNIHUB_DISABLE_PROGRESS": "1",
+        "HF_ENDPOINT": server.url + "/hf",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return Env(home=home, server=server, base=server.url + "/zoo")
