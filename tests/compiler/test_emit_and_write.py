@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import black
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,25 +23,17 @@ from omnihub_compiler.compile import compile_spec, render_tree
 from omnihub_compiler.errors import CompileError
 from omnihub_compiler.synthetic import write_synthetic_spec
 
+from tests.compiler.golden import assert_matches_golden, black_formatted
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GOLDEN = FIXTURES / "golden"
 
 
-def _black(path: str, text: str) -> str:
-    return black.format_str(text, mode=black.Mode(is_pyi=path.endswith(".pyi")))
-
-
 def test_golden_tree() -> None:
     """Regenerate with: .venv/bin/python tests/compiler/regenerate_golden.py"""
     files = render_tree(FIXTURES / "spec")
-    golden = {
-        p.relative_to(GOLDEN).as_posix().removesuffix(".golden"): p.read_bytes()
-        for p in GOLDEN.rglob("*.golden")
-    }
-    assert set(golden) == set(files)
-    for rel, content in files.items():
-        assert golden[rel] == content, rel
+    assert_matches_golden(files, GOLDEN)
 
 
 def test_two_compiles_are_byte_identical_and_black_clean() -> None:
@@ -51,7 +42,7 @@ def test_two_compiles_are_byte_identical_and_black_clean() -> None:
     for rel, content in first.items():
         if rel.endswith((".py", ".pyi")):
             text = content.decode()
-            assert _black(rel, text) == text, rel
+            assert black_formatted(rel, text) == text, rel
             ast.parse(text)
 
 
@@ -267,7 +258,7 @@ def test_hostile_specs_error_cleanly_or_round_trip(
         if not rel.endswith((".py", ".pyi")):
             continue
         text = content.decode()
-        assert _black(rel, text) == text
+        assert black_formatted(rel, text) == text
         tree = ast.parse(text)
         docstrings = {
             id(node.body[0].value)

@@ -12,7 +12,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import black
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,13 +21,11 @@ from omnihub_compiler.compile import compile_spec, render_tree
 from omnihub_compiler.emit import HEADER
 from omnihub_compiler.synthetic import write_synthetic_spec
 
+from tests.compiler.golden import assert_matches_golden, black_formatted
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GOLDEN_SHARDED = FIXTURES / "golden_sharded"
-
-
-def _black(path: str, text: str) -> str:
-    return black.format_str(text, mode=black.Mode(is_pyi=path.endswith(".pyi")))
 
 
 def _run(code: str, out: Path) -> str:
@@ -48,13 +45,7 @@ def _run(code: str, out: Path) -> str:
 def test_sharded_golden_tree() -> None:
     """Regenerate with: .venv/bin/python tests/compiler/regenerate_golden.py"""
     files = render_tree(FIXTURES / "spec", shard_size=2)
-    golden = {
-        p.relative_to(GOLDEN_SHARDED).as_posix().removesuffix(".golden"): p.read_bytes()
-        for p in GOLDEN_SHARDED.rglob("*.golden")
-    }
-    assert set(golden) == set(files)
-    for rel, content in files.items():
-        assert golden[rel] == content, rel
+    assert_matches_golden(files, GOLDEN_SHARDED)
 
 
 def test_small_namespaces_stay_one_module() -> None:
@@ -74,7 +65,7 @@ def test_shard_layout_is_black_clean_and_complete(tmp_path: Path) -> None:
     for rel in shards:
         text = files[rel].decode()
         assert text.startswith(f"# {HEADER}\n")
-        assert _black(rel, text) == text
+        assert black_formatted(rel, text) == text
         tree = ast.parse(text)
         functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
         assert 1 <= len(functions) <= 3
@@ -87,10 +78,10 @@ def test_shard_layout_is_black_clean_and_complete(tmp_path: Path) -> None:
     assert defined == sorted(f"model0_{i}" for i in range(7))
     assert sizes == [3, 2, 2]  # even shards: no tiny last one
     init = files[f"{base}/__init__.py"].decode()
-    assert _black("__init__.py", init) == init
+    assert black_formatted("__init__.py", init) == init
     assert not [n for n in ast.parse(init).body if isinstance(n, ast.FunctionDef)]
     stub = files[f"{base}/__init__.pyi"].decode()
-    assert _black("__init__.pyi", stub) == stub
+    assert black_formatted("__init__.pyi", stub) == stub
     stubbed = [n.name for n in ast.parse(stub).body if isinstance(n, ast.FunctionDef)]
     assert stubbed == defined
 
@@ -297,7 +288,7 @@ def test_sharded_compile_import_round_trip(
     base = out / "omnihub_generated" / package
     for path in base.glob("*.py*"):
         text = path.read_text(encoding="utf-8")
-        assert _black(path.name, text) == text, path.name
+        assert black_formatted(path.name, text) == text, path.name
     shards = sorted(base.glob("_models_*.py"))
     assert len(shards) == (0 if len(rows) <= shard_size else -(-len(rows) // shard_size))
     catalog = catalog_from_json((base / "_catalog.json").read_bytes())
