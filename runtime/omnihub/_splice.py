@@ -5,9 +5,11 @@ into the partial file with ``os.splice`` (the bytes go from the socket's buffers
 page cache without passing through Python), while a hashing thread follows the written
 prefix, reading it back from the page cache with ``os.preadv`` into one reused buffer.
 Against :func:`omnihub._stream.pump` (``recv`` into a user buffer, ``write`` it, hash it)
-this saves the receive copy into user space and the write system calls' per-buffer work;
-measured on the 2-core benchmark VM, 1 GiB from loopback nginx: ~0.9-1.05x curl against
-~0.8x for the pump when the machine is quiet, and no better when it is loaded.
+this moves the copy out of Python's threads into one kernel copy (socket buffers -> page
+cache) and leaves the hashing thread a cheap read-back: ~10% less CPU per GiB. Measured on
+the 2-core benchmark VM, loopback nginx, paired with the pump and curl: 0.95-1.05x curl
+against 0.81-0.85x for the pump (256 MiB); at 1 GiB it was ahead of the pump in 13 of 16
+triples, though both swing widely when other processes share the two cores.
 
 It only applies where every precondition holds (:func:`splice_target`): Linux with
 ``os.splice``, a plain TCP socket (never TLS), an ``http.client`` response that is neither
