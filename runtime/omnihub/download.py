@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -55,6 +56,7 @@ from omnihub._ranged import (
     _strong_validator,
     _Switch,
 )
+from omnihub._splice import splice_body, splice_target
 from omnihub._stream import CHUNK_SIZE, Flusher, WriteFailed, pump
 from omnihub.errors import DownloadError, IntegrityError, ModelNotFoundError
 from omnihub.progress import progress_bar
@@ -205,10 +207,14 @@ def _attempt(
         try:
             with fh:
                 try:
-                    size = offset + pump(
+                    size = offset + _receive(
+                        response,
                         readinto,
-                        flusher.write,
+                        fh.fileno(),
+                        flusher,
                         hasher,
+                        offset=offset,
+                        left=None if encoded or total is None else total - offset,
                         progress=bar.update,
                         stop=switch.decide if switch is not None else None,
                     )
@@ -259,6 +265,50 @@ def _attempt(
         if total is not None and size != total and not encoded:
             raise _Retry(f"connection closed after {size} of {total} bytes")
         return hasher, size, offset
+
+
+def _receive(
+    response: requests.Response,
+    readinto: Callable[[memoryview], int | None],
+    fd: int,
+    flusher: Flusher,
+    hasher: Any,
+    *,
+    offset: int,
+    left: int | None,
+    progress: Callable[[int], object],
+    stop: Callable[[int], bool] | None,
+) -> int:
+    """Copy the body into ``fd`` after ``offset``: spliced on Linux when possible, else pumped.
+
+    ``left`` is the plain (identity-encoded) body length, None when it is unknown or
+    encoded -- then only the pump applies. See :mod:`omnihub._splice` for the fast path.
+    """
+    http_response = getattr(response.raw, "_fp", None)
+    sock = splice_target(http_response, left) if left is not None else None
+    if sock is not None and left is not None:
+        try:
+            # The partial is open write-only (append when resuming); splice needs an explicit
+            # offset and the hashing thread reads the file back: reopen the same inode.
+            rw = os.open(f"/proc/self/fd/{fd}", os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            rw = -1
+        if rw >= 0:
+            try:
+                return splice_body(
+                    http_response,
+                    sock,
+                    rw,
+                    offset=offset,
+                    left=left,
+                    hasher=hasher,
+                    flusher=flusher,
+                    progress=progress,
+                    stop=stop,
+                )
+            finally:
+                os.close(rw)
+    return pump(readinto, flusher.write, hasher, progress=progress, stop=stop)
 
 
 def _verify(
