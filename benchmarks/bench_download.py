@@ -13,7 +13,7 @@ the child itself at the end and sampled by the parent while it runs; curl's is s
   function (a one-model raw spec compiled for the run); baseline one process doing the same.
   The children start, import ``omnihub_generated.<ns>`` and the function, and wait at a
   :class:`benchmarks.procs.Gate`; ours is the wall from releasing them to the last child's own
-  finish timestamp (median of 3 alternating pairs in full mode). The same storm without the
+  finish timestamp (median of 5 alternating pairs in full mode). The same storm without the
   gate (spawn to last exit, interpreter start included) runs too and is printed in the notes.
   nginx's access log must show the file's bytes served once in total, in each storm.
 """
@@ -443,11 +443,11 @@ def concurrency(nginx: Nginx, quick: bool, processes: int = 16) -> list[Result]:
     """download_16_processes: 16 gated callers of one generated function vs one caller.
 
     One untimed warm-up download; gated pairs (one caller, then 16; the order alternates
-    between pairs), 3 in full mode and 1 quick, medians compared; then one pair without the
+    between pairs), 5 in full mode and 1 quick, medians compared; then one pair without the
     gate (spawn to last exit, for the notes). Every storm is checked alike.
     """
     name = "download_16_processes" if processes == 16 else f"download_{processes}_processes"
-    mib, pairs = (256, 1) if quick else (1024, 3)
+    mib, pairs = (256, 1) if quick else (1024, 5)
     test = test_file(mib)
     base = nginx.url("full")
     work = scratch_dir("concurrency-")
@@ -485,7 +485,8 @@ def concurrency(nginx: Nginx, quick: bool, processes: int = 16) -> list[Result]:
             f"ours/baseline = release to the last child's finish (CLOCK_MONOTONIC), median of "
             f"{pairs} (ours {_each(manys)}, baseline {_each(ones)}); all {processes} ready "
             f"{_s(manys[0].ready)} after spawn (1 child: {_s(ones[0].ready)}); CPU in the "
-            f"call: {_cpu(manys[0].reports)}. Without the gate, spawn to last exit incl. "
+            f"call: {_cpu(manys[0].reports)} (1 child: {_cpu(ones[0].reports)}). Without "
+            f"the gate, spawn to last exit incl. "
             f"interpreter start and imports: {processes} processes "
             f"{many_open.spawn_to_exit:.2f}s, 1 process {one_open.spawn_to_exit:.2f}s (ratio "
             f"{open_ratio:.2f}). {checked.summary()}; children run from a regular-install "

@@ -12,9 +12,8 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from typing import Any
 
-import attrs
+from omnihub._value import defaults, fields
 from omnihub.catalog import Catalog, ModelEntry, catalog_to_json
 
 __all__ = ["catalog_json"]
@@ -24,14 +23,8 @@ _SMALL = 200
 
 def _defaults() -> list[tuple[str, object, bool]]:
     """(name, default value, required) of every ModelEntry field, sorted by name."""
-    result = []
-    for field in attrs.fields(ModelEntry):
-        default: Any = field.default
-        required = default is attrs.NOTHING
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            default = default.factory()
-        result.append((field.name, default, required))
-    return sorted(result)
+    given = defaults(ModelEntry)
+    return sorted((name, given.get(name), name not in given) for name in fields(ModelEntry))
 
 
 _DEFAULTS = _defaults()

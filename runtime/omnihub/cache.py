@@ -16,10 +16,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
-import attrs
+from omnihub._value import Value, as_dict, evolve, store
+
+# Not ``from typing import TYPE_CHECKING``: a cache hit must not pay for importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "RECORD_SUFFIX",
@@ -46,19 +50,29 @@ _SIDECARS = (".incomplete", ".incomplete.json", ".lock", RECORD_SUFFIX, ".corrup
 _HASH_CHUNK = 1 << 20
 
 
-@attrs.frozen
-class Record:
+class Record(Value):
     """What omnihub knows about a verified cached file.
 
     ``origin`` is ``"declared"`` when ``sha256`` came from the catalogue, ``"first-use"``
     when it is the hash of the first download (trust on first use).
     """
 
+    __slots__ = ("size", "mtime_ns", "sha256", "origin", "url")
     size: int
     mtime_ns: int
     sha256: str
-    origin: str = "declared"
-    url: str | None = None
+    origin: str
+    url: str | None
+
+    def __init__(
+        self,
+        size: int,
+        mtime_ns: int,
+        sha256: str,
+        origin: str = "declared",
+        url: str | None = None,
+    ) -> None:
+        store(self, locals())
 
 
 def record_path(path: Path) -> Path:
@@ -105,7 +119,7 @@ def atomic_write_text(target: Path, text: str) -> None:
 
 def write_record(path: Path, record: Record) -> None:
     """Write the record atomically (see :func:`atomic_write_text`)."""
-    atomic_write_text(record_path(path), json.dumps(attrs.asdict(record), sort_keys=True) + "\n")
+    atomic_write_text(record_path(path), json.dumps(as_dict(record), sort_keys=True) + "\n")
 
 
 def touch_record(path: Path) -> None:
@@ -158,14 +172,14 @@ def quarantine(path: Path) -> Path:
     return aside
 
 
-@attrs.frozen
-class CachedFile:
+class CachedFile(Value):
     """One model file in the cache, as :func:`scan` found it.
 
     ``state``: ``"ok"`` (record matches size and mtime), ``"unrecorded"`` (no record yet,
     e.g. written by DL4J), ``"changed"`` (size or mtime differ from the record).
     """
 
+    __slots__ = ("path", "framework", "file", "size", "sha256", "state", "last_used")
     path: Path
     framework: str
     file: str
@@ -174,24 +188,42 @@ class CachedFile:
     state: str
     last_used: float
 
+    def __init__(  # noqa: PLR0917 -- positional like the attrs class it replaced
+        self,
+        path: Path,
+        framework: str,
+        file: str,
+        size: int,
+        sha256: str | None,
+        state: str,
+        last_used: float,
+    ) -> None:
+        store(self, locals())
 
-@attrs.frozen
-class Verification:
+
+class Verification(Value):
     """The result of rehashing one cached file."""
 
+    __slots__ = ("file", "ok", "sha256", "message")
     file: CachedFile
     ok: bool
     sha256: str
     message: str
 
+    def __init__(self, file: CachedFile, ok: bool, sha256: str, message: str) -> None:
+        store(self, locals())
 
-@attrs.frozen
-class Pruned:
+
+class Pruned(Value):
     """A file :func:`prune` removed (or would remove, in a dry run), and why."""
 
+    __slots__ = ("path", "reason", "size")
     path: Path
     reason: str
     size: int
+
+    def __init__(self, path: Path, reason: str, size: int) -> None:
+        store(self, locals())
 
 
 def _home(home: Path | str | None) -> Path:
@@ -279,7 +311,7 @@ def verify(
         if digest == record.sha256:
             st = cached.path.stat()
             if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
-                write_record(cached.path, attrs.evolve(record, size=size, mtime_ns=st.st_mtime_ns))
+                write_record(cached.path, evolve(record, size=size, mtime_ns=st.st_mtime_ns))
             results.append(Verification(cached, True, digest, "sha256 matches"))
             continue
         message = f"sha256 {digest}, expected {record.sha256}"
@@ -314,7 +346,11 @@ def remove(files: Iterable[CachedFile | Path]) -> int:
             freed += _unlink(path)
             for suffix in (RECORD_SUFFIX, ".incomplete", ".incomplete.json", ".corrupt"):
                 freed += _unlink(path.with_name(path.name + suffix))
-        _unlink(lock_path(path))
+            # Unlinked while held: a process that opened it meanwhile finds its descriptor no
+            # longer names the path and retries, so there is never a second holder. (Windows
+            # refuses to delete a held lock file; filelock removes it on release there.)
+            with contextlib.suppress(PermissionError):
+                _unlink(lock_path(path))
     return freed
 
 

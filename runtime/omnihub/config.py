@@ -10,12 +10,11 @@ honoured without any global state.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
-
-import attrs
+from types import MappingProxyType
 
 from omnihub._enums import DEFAULT_OMNIHUB_URL
+from omnihub._value import Value, store
 from omnihub.errors import ConfigurationError
 from omnihub.urls import redact_url
 
@@ -27,6 +26,12 @@ __all__ = [
     "describe",
     "resolve",
 ]
+
+# Not ``from typing import TYPE_CHECKING``: resolving the config on a cache hit must not
+# pay for importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 #: The Hugging Face Hub endpoint used when ``HF_ENDPOINT`` is unset.
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
@@ -54,42 +59,98 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
-@attrs.frozen
-class Setting:
+class Setting(Value):
     """One resolved setting, for display: its value (secrets masked) and its origin."""
 
+    __slots__ = ("name", "value", "source")
     name: str
     value: str
     source: str  # "argument", "environment (VAR)" or "default"
 
+    def __init__(self, name: str, value: str, source: str) -> None:
+        store(self, locals())
 
-@attrs.frozen(kw_only=True)
-class Config:
+
+_NO_SOURCES: Mapping[str, str] = MappingProxyType({})
+
+
+class Config(Value):
     """The fully resolved configuration one download or cache lookup runs with.
 
     ``urls`` lists the omnihub zoo mirrors, tried in order (``OMNIHUB_URL`` may name several,
     separated by whitespace or commas). Timeouts and backoff are in seconds; ``retries`` is
     the number of extra attempts after the first on a transient failure. Files of at least
     ``parallel_min_size`` bytes from servers that accept ranges are fetched over
-    ``connections`` connections at once (1: always one stream).
+    ``connections`` connections at once (1: always one stream). ``sources`` says where each
+    setting came from (for ``omnihub doctor``); it takes no part in equality. The repr hides
+    the Hugging Face token and any credentials in the URLs.
     """
 
+    __slots__ = (
+        "home",
+        "urls",
+        "offline",
+        "disable_progress",
+        "hf_endpoint",
+        "hf_token",
+        "allow_http",
+        "connect_timeout",
+        "read_timeout",
+        "retries",
+        "backoff",
+        "backoff_max",
+        "retry_after_max",
+        "connections",
+        "parallel_min_size",
+        "sources",
+    )
+    _repr_hidden = frozenset({"hf_token", "sources"})
+    _uncompared = frozenset({"sources"})
+
     home: Path
-    urls: tuple[str, ...] = attrs.field(repr=lambda urls: repr(tuple(redact_url(u) for u in urls)))
-    offline: bool = False
-    disable_progress: bool = False
-    hf_endpoint: str = DEFAULT_HF_ENDPOINT
-    hf_token: str | None = attrs.field(default=None, repr=False)
-    allow_http: bool = False
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    retries: int = 5
-    backoff: float = 0.5
-    backoff_max: float = 30.0
-    retry_after_max: float = 120.0
-    connections: int = 8
-    parallel_min_size: int = 64 << 20
-    sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+    urls: tuple[str, ...]
+    offline: bool
+    disable_progress: bool
+    hf_endpoint: str
+    hf_token: str | None
+    allow_http: bool
+    connect_timeout: float
+    read_timeout: float
+    retries: int
+    backoff: float
+    backoff_max: float
+    retry_after_max: float
+    connections: int
+    parallel_min_size: int
+    sources: Mapping[str, str]
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        urls: tuple[str, ...],
+        offline: bool = False,
+        disable_progress: bool = False,
+        hf_endpoint: str = DEFAULT_HF_ENDPOINT,
+        hf_token: str | None = None,
+        allow_http: bool = False,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        retries: int = 5,
+        backoff: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 120.0,
+        connections: int = 8,
+        parallel_min_size: int = 64 << 20,
+        sources: Mapping[str, str] = _NO_SOURCES,
+    ) -> None:
+        sources = dict(sources)
+        store(self, locals())
+
+    def _repr_field(self, name: str) -> str:
+        if name == "urls":
+            return repr(tuple(redact_url(u) for u in self.urls))
+        return super()._repr_field(name)
 
 
 def _default_home() -> Path:

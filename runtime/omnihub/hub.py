@@ -22,11 +22,13 @@ import contextlib
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from omnihub.cache import is_fresh, touch_record
 from omnihub.config import resolve
 from omnihub.urls import cache_path
+
+# Not ``from typing import TYPE_CHECKING``: a cache hit must not pay for importing typing.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import logging

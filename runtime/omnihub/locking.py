@@ -1,34 +1,75 @@
 """One lock per cache target, shared by threads and processes alike.
 
-The lock is ``<file>.lock`` beside the target, taken with :mod:`filelock` (``flock`` on
-POSIX, ``LockFileEx`` on Windows). The operating system drops such a lock when its owner
-dies, so a lock left by a killed process never blocks anyone. Each call opens its own lock
-object (its own file descriptor), which makes threads of one process exclude each other too.
+The lock is ``<file>.lock`` beside the target. On POSIX it is a plain ``fcntl.flock`` taken
+here directly -- the same lock :class:`filelock.UnixFileLock` takes, so the two exclude each
+other -- and :mod:`filelock` is used only where there is no ``fcntl`` (Windows) or the file
+system refuses ``flock``. The operating system drops the lock when its owner dies, so a lock
+left by a killed process never blocks anyone. Each call opens its own descriptor (its own
+open file description), which makes threads of one process exclude each other too.
 
-On POSIX a process first probes the lock with a plain non-blocking shared ``flock``: when
-another process is downloading, it waits and returns without ever importing filelock (a
-waiter's whole cost is the interpreter and the cache check; it matters when many processes
-start at once on a small machine).
+Why not filelock everywhere: when N processes start at once and ask for one uncached model,
+N - 1 of them wait for the one that downloads, and on a small machine every millisecond of CPU
+a waiter spends comes out of that download. Importing filelock costs ~26 ms of CPU per process
+(it pulls in logging, secrets, dataclasses, inspect, typing...), multiplied by every waiter --
+the 16-process benchmark missed its target by that alone. The lock itself is a few syscalls,
+so this module imports only ``os``, ``sys``, ``errno``, ``contextlib`` and ``fcntl`` on POSIX:
+no third-party module, and neither ``threading``, ``logging`` nor ``typing``, on any path.
+
+The protocol, per attempt: open ``<file>.lock`` (``O_RDWR|O_CREAT|O_NOFOLLOW|O_CLOEXEC``,
+mode 0o644) and try a non-blocking exclusive ``flock``. Once it is granted, check that the
+descriptor still names the path (same inode and device, link count above zero): whoever unlinks
+a lock file does so while holding it, so a lock taken on an unlinked inode guards nothing and
+the attempt starts over. When the lock is held elsewhere, block on a *shared* ``flock`` of a
+second descriptor -- granted the moment the holder lets go, to every waiter at once, with no
+polling and no CPU spent -- then ask ``ready()`` whether the holder already did the work, and
+try again if not.
+
+A wait longer than :data:`WAIT_NOTICE_SECONDS` is logged at INFO on the ``omnihub`` logger. An
+application that never imported :mod:`logging` cannot emit that record anyway, so the notice
+timer (and :mod:`threading`) is started only when ``logging`` is already in ``sys.modules``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import threading
-from collections.abc import Callable, Iterator
+import sys
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: filelock's LockFileEx lock instead
+    _HAVE_FLOCK = False
+else:
+    _HAVE_FLOCK = True
+
+# Not ``from typing import TYPE_CHECKING``: importing typing costs milliseconds per process.
+# mypy treats any TYPE_CHECKING constant as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
     from filelock import BaseFileLock
 
 __all__ = ["POLL_SECONDS", "WAIT_NOTICE_SECONDS", "lock_path", "target_lock", "try_target_lock"]
 
-#: How often a waiting process retries the lock (it is released the moment the download ends).
+#: How often a waiter polls where it cannot block on ``flock`` (Windows, ``flock``-less file
+#: systems); with ``flock`` a waiter wakes the moment the lock is released.
 POLL_SECONDS = 0.01
 #: After this long waiting for another download of the same file, say so in the log.
 WAIT_NOTICE_SECONDS = 2.0
+
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_WAIT_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_LOCK_MODE = 0o644
+#: What a refused non-blocking ``flock`` reports (EACCES on some file systems).
+_CONTENTION = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES})
+
+
+class _NoFlock(Exception):
+    """``flock`` failed on this file system for a reason other than contention."""
 
 
 def lock_path(target: Path) -> Path:
@@ -36,58 +77,79 @@ def lock_path(target: Path) -> Path:
     return target.with_name(target.name + ".lock")
 
 
-def _held_elsewhere(path: Path) -> bool:
-    """True if another descriptor holds ``path``'s lock exclusively right now (POSIX only).
-
-    A non-blocking *shared* ``flock`` on a read-only descriptor: refused only while someone
-    holds the exclusive lock. A missing lock file, or no ``flock`` here, answers False (the
-    caller then takes the ordinary :mod:`filelock` path).
-    """
-    try:
-        import fcntl
-    except ImportError:
+def _names(fd: int, path: str) -> bool:
+    """True if ``fd`` is still the file at ``path`` (not unlinked, not replaced)."""
+    held = os.fstat(fd)
+    if held.st_nlink == 0:
         return False
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+        current = os.stat(path, follow_symlinks=False)
     except OSError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)  # also drops the probe's shared lock, if it got one
-    return False
+    return (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev)
 
 
-def _wait_released(path: Path) -> bool:
-    """Block until the current holder of ``path``'s lock releases it (POSIX); False if unsupported.
-
-    Takes and drops a *shared* ``flock`` on a separate descriptor: it is granted the moment the
-    exclusive holder lets go, to every waiter at once, with no polling and no CPU spent.
-    """
+def _release(fd: int) -> None:
+    """Unlock explicitly (a forked child may share the descriptor), then close."""
     try:
-        import fcntl
-    except ImportError:
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
         fcntl.flock(fd, fcntl.LOCK_UN)
-    except OSError:
-        return False
     finally:
         os.close(fd)
-    return True
+
+
+def _try_flock(path: str) -> int | None:
+    """The descriptor holding ``path``'s exclusive lock, or None if it is held elsewhere.
+
+    Raises :class:`OSError` when the lock file cannot be opened (read-only directory, a
+    symlink planted in its place) and :class:`_NoFlock` when ``flock`` is not supported.
+    """
+    while True:
+        fd = os.open(path, _OPEN_FLAGS, _LOCK_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in _CONTENTION:
+                return None
+            raise _NoFlock(str(exc)) from exc
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            if _names(fd, path):
+                return fd
+        except BaseException:
+            _release(fd)
+            raise
+        _release(fd)  # the file was unlinked or replaced since we opened it: start over
+
+
+def _wait_released(path: str) -> None:
+    """Block until the current holder of ``path``'s lock lets go (POSIX).
+
+    Takes and drops a *shared* ``flock`` on a separate descriptor: it is granted the moment
+    the exclusive holder lets go, to every waiter at once. A lock file that vanished in the
+    meantime ends the wait at once. The descriptor needs no identity check: a wait only
+    decides when to look again, and the next attempt starts from the path (a wait granted on
+    a file unlinked meanwhile costs one more attempt, never a second holder).
+    """
+    try:
+        fd = os.open(path, _WAIT_FLAGS)
+    except OSError:
+        return  # unlinked or replaced since the attempt: try again
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError as exc:
+        os.close(fd)
+        raise _NoFlock(str(exc)) from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    _release(fd)
 
 
 def _wait_notice(label: str, target: Path) -> None:
-    """Log that a wait is long; imports logging only then (a short wait never pays for it)."""
+    """Log that a wait is long (runs on the notice timer's thread)."""
     import logging
 
     logging.getLogger("omnihub").info(
@@ -95,15 +157,68 @@ def _wait_notice(label: str, target: Path) -> None:
     )
 
 
-def _try_acquire(lock: BaseFileLock) -> bool:
-    """Take ``lock`` if it is free this instant."""
-    from filelock import Timeout
+def _start_notice(label: str, target: Path) -> threading.Timer | None:
+    """Start the long-wait notice timer, only if the application already imported logging.
 
+    Without :mod:`logging` imported nobody configured a handler, so the INFO record could not
+    be shown: starting a thread (and importing :mod:`threading`) would be pure cost.
+    """
+    if "logging" not in sys.modules:
+        return None
+    import threading
+
+    notice = threading.Timer(WAIT_NOTICE_SECONDS, _wait_notice, (label, target))
+    notice.daemon = True
+    notice.start()
+    return notice
+
+
+def _flock_acquire(
+    path: str, target: Path, label: str, ready: Callable[[], bool] | None
+) -> int | None:
+    """Hold ``path``'s lock and return its descriptor; None if ``ready()`` ended the wait."""
+    notice: threading.Timer | None = None
+    started = False
+    try:
+        while True:
+            fd = _try_flock(path)
+            if fd is not None:
+                return fd
+            if not started:
+                started = True
+                notice = _start_notice(label, target)
+            _wait_released(path)
+            if ready is not None and ready():
+                return None
+    finally:
+        if notice is not None:
+            notice.cancel()
+
+
+def _filelock_acquire(
+    path: str, target: Path, label: str, ready: Callable[[], bool] | None
+) -> BaseFileLock | None:
+    """:func:`_flock_acquire` with :mod:`filelock`, polling (no ``fcntl``, or no ``flock``)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path, thread_local=False, poll_interval=POLL_SECONDS)
     try:
         lock.acquire(timeout=0)
+        return lock
     except Timeout:
-        return False
-    return True
+        pass
+    notice = _start_notice(label, target)
+    try:
+        while True:
+            try:
+                lock.acquire(timeout=-1, cancel_check=ready)
+                return lock
+            except Timeout:  # cancelled: ready() said the work is done
+                if ready is not None and ready():
+                    return None
+    finally:
+        if notice is not None:
+            notice.cancel()
 
 
 @contextmanager
@@ -119,37 +234,25 @@ def target_lock(
     return the moment the download ends instead of taking the lock one after another.
     Raises :class:`OSError` when the lock file cannot be created (read-only directory).
     """
-    path = lock_path(target)
-    notice = threading.Timer(WAIT_NOTICE_SECONDS, _wait_notice, (label, target))
-    notice.daemon = True
-    lock: BaseFileLock | None = None
-    try:
-        while True:
-            if not _held_elsewhere(path):
-                if lock is None:
-                    from filelock import FileLock
-
-                    lock = FileLock(str(path), thread_local=False, poll_interval=POLL_SECONDS)
-                if _try_acquire(lock):
-                    break
-            if not notice.is_alive() and not notice.finished.is_set():
-                notice.start()
-            if not _wait_released(path):
-                from filelock import FileLock, Timeout
-
-                if lock is None:
-                    lock = FileLock(str(path), thread_local=False, poll_interval=POLL_SECONDS)
-                try:  # no flock to wait on: poll
-                    lock.acquire(timeout=-1, cancel_check=ready)
-                    break
-                except Timeout:
-                    pass
-            if ready is not None and ready():
+    path = os.fspath(lock_path(target))
+    if _HAVE_FLOCK:
+        try:
+            fd = _flock_acquire(path, target, label, ready)
+        except _NoFlock:
+            pass  # e.g. a file system without flock: let filelock decide
+        else:
+            if fd is None:
                 yield False
                 return
-    finally:
-        notice.cancel()
-    assert lock is not None  # the loop only breaks once it holds the lock
+            try:
+                yield True
+            finally:
+                _release(fd)
+            return
+    lock = _filelock_acquire(path, target, label, ready)
+    if lock is None:
+        yield False
+        return
     try:
         yield True
     finally:
@@ -160,11 +263,30 @@ def target_lock(
 def try_target_lock(target: Path) -> Iterator[bool]:
     """Take ``target``'s lock if it is free right now; yields whether it was taken.
 
-    Used by cache maintenance, which must never disturb a download in progress.
+    Used by cache maintenance, which must never disturb a download in progress. A lock file
+    that cannot be opened counts as busy.
     """
+    path = os.fspath(lock_path(target))
+    if _HAVE_FLOCK:
+        try:
+            fd = _try_flock(path)
+        except OSError:
+            yield False
+            return
+        except _NoFlock:
+            pass
+        else:
+            if fd is None:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                _release(fd)
+            return
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(lock_path(target)), thread_local=False)
+    lock = FileLock(path, thread_local=False)
     try:
         lock.acquire(timeout=0)
     except (Timeout, OSError):

@@ -11,7 +11,6 @@ returns ``x`` exactly for any valid name, including ones with spaces, ``%`` or `
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from omnihub.errors import ConfigurationError
@@ -38,7 +37,13 @@ _MAX_SEGMENT_BYTES = 200  # leaves room for the sidecar suffixes under NAME_MAX 
 _FORBIDDEN = frozenset("\\:\x7f") | frozenset(chr(c) for c in range(32))
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
-P = TypeVar("P", bound=PurePath)
+# Not ``from typing import ...`` at run time: every model call resolves a cache path, and
+# importing typing costs several ms per process.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    P = TypeVar("P", bound=PurePath)
 
 
 def _check_segment(segment: str, what: str, whole: str) -> None:

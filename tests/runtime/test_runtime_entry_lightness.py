@@ -1,9 +1,11 @@
-"""The first call's light paths give the same answers as the heavy ones they stand in for.
+"""The first call's light paths: hand-written catalogue structuring and ``may_declare``.
 
-``catalog.entry_from_dict`` structures well-typed data without cattrs; the property tests
-compare it with the cattrs converter on arbitrary (often mistyped) data. ``may_declare``
-lets the registries skip ``importlib.metadata``; it must never say "no" when a distribution
-does declare the group.
+``catalog.entry_from_dict`` structures and validates a model object without attrs or
+cattrs; the property tests check that it inverts ``entry_to_dict`` and that arbitrary
+(often mistyped) JSON gives either a valid entry or a ``ConfigurationError`` naming the
+file, the model and the field -- never another exception. ``may_declare`` lets the
+registries skip ``importlib.metadata``; it must never say "no" when a distribution does
+declare the group.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-import cattrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from omnihub._entry_points import may_declare
-from omnihub.catalog import ModelEntry, _converter, _exact_entry, entry_from_dict
+from omnihub._enums import Format, Framework, ModelType
+from omnihub.catalog import ModelEntry, entry_from_dict, entry_to_dict
 from omnihub.errors import ConfigurationError
 
 _REQUIRED = {
@@ -36,7 +38,18 @@ _REQUIRED = {
     "documentation": "doc",
     "file": "m.bin",
 }
-_FIELDS = [*_REQUIRED, "url", "pretrained", "sha256", "size", "tags", "metadata", "source"]
+_OPTIONAL_STR = [
+    "url",
+    "repository",
+    "hugging_face_id",
+    "file_pattern",
+    "revision",
+    "sha256",
+    "license",
+    "factory",
+    "source",
+]
+_FIELDS = [*_REQUIRED, *_OPTIONAL_STR, "pretrained", "size", "tags", "metadata"]
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
@@ -46,41 +59,88 @@ _json = st.recursive(
 _plausible = st.sampled_from(
     ["onnx", "dl4j", "raw", "gguf", "COMP_GRAPH", "SEQUENTIAL", "x", ["a", "b"], {"k": 1}]
 )
+_text = st.text(max_size=8)
+_scalar = st.text(max_size=5) | st.integers() | st.booleans() | st.floats(allow_nan=False)
+
+#: Entries with every field drawn, defaults included (so omitted keys are exercised too).
+entries = st.builds(
+    ModelEntry,
+    name=_text,
+    python_name=_text,
+    namespace=_text,
+    package=_text,
+    framework=st.sampled_from(Framework),
+    model_type=st.sampled_from(ModelType),
+    format=st.sampled_from(Format),
+    documentation=_text,
+    file=_text,
+    url=st.none() | _text,
+    pretrained=st.booleans(),
+    repository=st.none() | _text,
+    hugging_face_id=st.none() | _text,
+    file_pattern=st.none() | _text,
+    revision=st.none() | _text,
+    sha256=st.none() | _text,
+    size=st.none() | st.integers(),
+    license=st.none() | _text,
+    tags=st.lists(_text, max_size=3).map(tuple),
+    factory=st.none() | _text,
+    metadata=st.dictionaries(_text, _scalar, max_size=3),
+    source=st.none() | _text,
+)
 
 
-def _cattrs(data: object) -> ModelEntry | type[Exception]:
-    try:
-        entry: ModelEntry = _converter().structure(data, ModelEntry)
-    except (ValueError, TypeError, KeyError, AttributeError, cattrs.BaseValidationError):
-        return ConfigurationError
-    return entry
-
-
-def _ours(data: object) -> ModelEntry | type[Exception] | str:
-    """Our entry, or ConfigurationError -- or the message, if it does not name the source."""
+def _ours(data: object) -> ModelEntry | str:
+    """Our entry, or the error message (any other exception fails the test)."""
     try:
         return entry_from_dict(data, source="cat.json")
     except ConfigurationError as exc:
-        message = str(exc)
-    return (
-        ConfigurationError if message.startswith("cat.json: invalid catalogue entry") else message
-    )
+        return str(exc)
+
+
+def _json_value(value: object) -> object:
+    return value.value if isinstance(value, Framework | ModelType | Format) else value
+
+
+@given(entries)
+def test_entry_to_dict_round_trips_through_json(entry: ModelEntry) -> None:
+    data = entry_to_dict(entry)
+    assert entry_from_dict(json.loads(json.dumps(data)), source="x") == entry
+    for name, default in {"pretrained": True, "tags": (), "metadata": {}, "url": None}.items():
+        assert (name in data) is (getattr(entry, name) != default)  # defaults are left out
+    assert all(type(v) in (str, int, float, bool, list, dict) or v is None for v in data.values())
 
 
 @given(
     st.dictionaries(st.sampled_from(_FIELDS), _json | _plausible, max_size=6),
     st.sets(st.sampled_from(list(_REQUIRED)), max_size=2),
 )
-def test_entry_from_dict_agrees_with_cattrs(overrides: dict[str, Any], drop: set[str]) -> None:
-    data: dict[str, Any] = {**_REQUIRED, **overrides}
+def test_any_entry_json_is_an_entry_or_a_configuration_error(
+    overrides: dict[str, Any], drop: set[str]
+) -> None:
+    data: dict[str, Any] = {**_REQUIRED, **overrides, "unknown": [1]}
     for key in drop:
         data.pop(key, None)
-    assert _ours(data) == _cattrs(data)
+    result = _ours(data)
+    if isinstance(result, ModelEntry):
+        assert not drop
+        for key, value in overrides.items():
+            got = getattr(result, key)
+            assert _json_value(got) == (tuple(value) if key == "tags" else value)
+        assert entry_from_dict(entry_to_dict(result)) == result
+    else:
+        assert result.startswith("cat.json: invalid catalogue entry")
+        named = [f for f in _FIELDS if f"field {f!r}" in result or f"field '{f}[" in result]
+        named += [f for f in _FIELDS if f'field "{f}[' in result]
+        assert len(named) == 1, result
+        assert named[0] in drop or named[0] in overrides
 
 
 @given(_json)
-def test_entry_from_dict_agrees_with_cattrs_on_any_json(data: object) -> None:
-    assert _ours(data) == _cattrs(data)
+def test_any_json_is_an_entry_or_a_configuration_error(data: object) -> None:
+    result = _ours(data)
+    assert isinstance(result, str)  # no JSON this small holds the required fields
+    assert result.startswith("cat.json: invalid catalogue entry")
 
 
 @given(
@@ -91,31 +151,79 @@ def test_entry_from_dict_agrees_with_cattrs_on_any_json(data: object) -> None:
             "pretrained": st.booleans(),
             "size": st.none() | st.integers(),
             "tags": st.lists(st.text(max_size=3), max_size=3),
-            "metadata": st.dictionaries(
-                st.text(max_size=3),
-                st.text(max_size=3) | st.integers() | st.booleans() | st.floats(allow_nan=False),
-            ),
+            "metadata": st.dictionaries(st.text(max_size=3), _scalar),
             "extra": _json,
         },
     )
 )
-def test_well_typed_entries_take_the_fast_path(optional: dict[str, Any]) -> None:
-    data = {**_REQUIRED, **optional}
-    fast = _exact_entry(data)
-    assert fast is not None
-    assert fast == _cattrs(data)
-    assert type(fast.metadata) is dict
-    assert type(fast.tags) is tuple
+def test_well_typed_entries_are_accepted(optional: dict[str, Any]) -> None:
+    entry = entry_from_dict({**_REQUIRED, **optional})
+    assert type(entry.metadata) is dict
+    assert type(entry.tags) is tuple
+    assert entry.metadata == optional.get("metadata", {})
+    assert entry.size == optional.get("size")
 
 
 @pytest.mark.parametrize(
-    ("key", "value"),
-    [("size", True), ("size", 1.0), ("framework", "ONNX"), ("tags", "ab"), ("name", None)],
+    ("key", "value", "problem"),
+    [
+        ("size", True, "field 'size': expected an integer or null, got True (bool)"),
+        ("size", 1.0, "field 'size': expected an integer or null, got 1.0 (float)"),
+        ("pretrained", 1, "field 'pretrained': expected true or false, got 1 (int)"),
+        (
+            "framework",
+            "ONNX",
+            "field 'framework': expected one of 'dl4j', 'samediff', 'onnx', got 'ONNX'",
+        ),
+        (
+            "format",
+            None,
+            "field 'format': expected one of 'samediff', 'dl4j', 'onnx', 'safetensors', 'gguf',"
+            " 'raw', got None",
+        ),
+        ("tags", "ab", "field 'tags': expected a list of strings, got 'ab'"),
+        ("tags", ["a", 2], "field 'tags[1]': expected a string, got 2 (int)"),
+        (
+            "metadata",
+            [],
+            "field 'metadata': expected an object of strings, numbers and booleans, got []",
+        ),
+        (
+            "metadata",
+            {"k": None},
+            "field \"metadata['k']\": expected a string, number or boolean, got None",
+        ),
+        ("metadata", {1: "v"}, "field 'metadata': expected string keys, got 1 (int)"),
+        ("url", 3, "field 'url': expected a string or null, got 3 (int)"),
+        ("name", None, "field 'name': expected a string, got None"),
+    ],
 )
-def test_mistyped_fields_leave_the_decision_to_cattrs(key: str, value: object) -> None:
-    data = {**_REQUIRED, key: value}
-    assert _exact_entry(data) is None
-    assert _ours(data) == _cattrs(data)
+def test_a_mistyped_field_is_named_with_what_was_expected(
+    key: str, value: object, problem: str
+) -> None:
+    data = {**_REQUIRED, "python_name": "pyname", key: value}
+    with pytest.raises(ConfigurationError) as info:
+        entry_from_dict(data, source="c.json", index=4)
+    assert str(info.value).startswith(
+        f"c.json: invalid catalogue entry models[4] 'pyname': {problem}"
+    )
+
+
+def test_a_missing_field_and_a_non_object_are_named() -> None:
+    data = {k: v for k, v in _REQUIRED.items() if k != "file"}
+    with pytest.raises(
+        ConfigurationError, match=r"^x: invalid catalogue entry 'm': missing field 'file'"
+    ):
+        entry_from_dict(data, source="x")
+    with pytest.raises(
+        ConfigurationError, match=r"^x: invalid catalogue entry models\[0\]: expected a JSON object"
+    ):
+        entry_from_dict([1], source="x", index=0)
+    no_names = {k: v for k, v in _REQUIRED.items() if k not in ("name", "python_name")}
+    with pytest.raises(
+        ConfigurationError, match=r"^x: invalid catalogue entry models\[7\]: missing field 'name'"
+    ):
+        entry_from_dict(no_names, source="x", index=7)
 
 
 def test_a_bad_entry_names_the_source() -> None:
@@ -123,7 +231,7 @@ def test_a_bad_entry_names_the_source() -> None:
         entry_from_dict({**_REQUIRED, "format": "nope"}, source="x/_catalog.json")
 
 
-def test_first_call_imports_neither_cattrs_nor_metadata() -> None:
+def test_first_call_imports_neither_attrs_nor_cattrs_nor_metadata() -> None:
     """Structuring a compiled entry and choosing its loader import no heavy library."""
     code = textwrap.dedent(
         f"""
@@ -134,7 +242,7 @@ def test_first_call_imports_neither_cattrs_nor_metadata() -> None:
         entry = entry_from_dict(json.loads({json.dumps(json.dumps(_REQUIRED))}))
         find_loader(entry)
         print(json.dumps([
-            "cattrs" in sys.modules,
+            sorted(m for m in ("attr", "attrs", "cattrs") if m in sys.modules),
             "importlib.metadata" in sys.modules,
             may_declare("omnihub.loaders"),
         ]))
@@ -144,8 +252,8 @@ def test_first_call_imports_neither_cattrs_nor_metadata() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
-    cattrs_imported, metadata_imported, plugins_possible = json.loads(out.stdout)
-    assert cattrs_imported is False
+    heavy, metadata_imported, plugins_possible = json.loads(out.stdout)
+    assert heavy == []
     assert metadata_imported is plugins_possible
 
 

@@ -9,8 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-import attrs
-
+from omnihub._value import as_dict
 from omnihub.catalog import ModelEntry
 from omnihub.cli._units import format_size, parse_size
 from omnihub.search import qualified_name
@@ -47,7 +46,7 @@ def print_table(
         stream.write(line.rstrip() + "\n")
 
 
-def _json_value(_instance: object, _field: object, value: object) -> object:
+def _json_value(value: object) -> object:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
@@ -59,7 +58,7 @@ def _json_value(_instance: object, _field: object, value: object) -> object:
 
 def entry_to_json(entry: ModelEntry) -> dict[str, Any]:
     """A JSON-ready dict of a catalogue entry, plus its ``qualified_name``."""
-    data = attrs.asdict(entry, value_serializer=_json_value)
+    data = {name: _json_value(value) for name, value in as_dict(entry).items()}
     return {"qualified_name": qualified_name(entry), **data}
 
 

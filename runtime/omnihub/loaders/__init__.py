@@ -28,7 +28,6 @@ Add loaders with :func:`register` or an ``omnihub.loaders`` entry point (see doc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from omnihub.loaders._registry import (
     ENTRY_POINT_GROUP,
@@ -39,6 +38,9 @@ from omnihub.loaders._registry import (
     registered_loaders,
     result_type,
 )
+
+# Not ``from typing import TYPE_CHECKING``: loading is part of every model call.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from omnihub.catalog import ModelEntry

@@ -17,19 +17,20 @@ compiler calls -- imports nothing heavy.
 
 from __future__ import annotations
 
-import importlib
-import threading
-import warnings
-from collections.abc import Callable, Iterable
+import _thread
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import attrs
 
 from omnihub._enums import Format, Framework, ModelType
+from omnihub._value import Value, store
 from omnihub.errors import ConfigurationError
 
+# Not ``from typing import TYPE_CHECKING``: choosing the loader is part of every model call,
+# which must not pay for importing typing (or threading, warnings, importlib: see below).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from omnihub.catalog import ModelEntry
 
 __all__ = [
@@ -58,13 +59,16 @@ def _freeze_keys(value: object) -> frozenset[str] | None:
         return None
     if isinstance(value, str):  # str enums included
         return frozenset({str(value)})
-    if isinstance(value, Iterable):
-        return frozenset(str(v) for v in value)
-    raise TypeError(f"expected a string, an enum or an iterable of them, not {value!r}")
+    try:
+        items = iter(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(
+            f"expected a string, an enum or an iterable of them, not {value!r}"
+        ) from None
+    return frozenset(str(v) for v in items)
 
 
-@attrs.frozen(kw_only=True)
-class LoaderSpec:
+class LoaderSpec(Value):
     """One registered loader and the entries it applies to.
 
     ``loader`` is a callable ``(entry, path) -> object`` or a ``"module:callable"`` string
@@ -74,13 +78,38 @@ class LoaderSpec:
     per model type (e.g. DL4J: ``COMP_GRAPH`` -> ``ComputationGraph``).
     """
 
+    __slots__ = (
+        "name",
+        "loader",
+        "result_type",
+        "formats",
+        "frameworks",
+        "model_types",
+        "result_types",
+    )
     name: str
     loader: LoaderFunction | str
-    result_type: tuple[str, str] = ("builtins", "object")
-    formats: frozenset[str] | None = attrs.field(default=None, converter=_freeze_keys)
-    frameworks: frozenset[str] | None = attrs.field(default=None, converter=_freeze_keys)
-    model_types: frozenset[str] | None = attrs.field(default=None, converter=_freeze_keys)
-    result_types: tuple[tuple[str, tuple[str, str]], ...] = ()
+    result_type: tuple[str, str]
+    formats: frozenset[str] | None
+    frameworks: frozenset[str] | None
+    model_types: frozenset[str] | None
+    result_types: tuple[tuple[str, tuple[str, str]], ...]
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        loader: LoaderFunction | str,
+        result_type: tuple[str, str] = ("builtins", "object"),
+        formats: str | Iterable[str] | None = None,
+        frameworks: str | Iterable[str] | None = None,
+        model_types: str | Iterable[str] | None = None,
+        result_types: tuple[tuple[str, tuple[str, str]], ...] = (),
+    ) -> None:
+        formats = _freeze_keys(formats)
+        frameworks = _freeze_keys(frameworks)
+        model_types = _freeze_keys(model_types)
+        store(self, locals())
 
     def matches(self, entry: ModelEntry) -> bool:
         """Whether this loader applies to ``entry``."""
@@ -112,6 +141,8 @@ class LoaderSpec:
 
 def resolve_callable(reference: str, *, what: str) -> Callable[..., object]:
     """Import ``"package.module:attr.path"`` and return the callable it names."""
+    import importlib
+
     module_name, sep, qualname = reference.partition(":")
     if not sep or not module_name or not qualname:
         raise ConfigurationError(f"{what}: {reference!r} is not of the form 'module:callable'")
@@ -178,7 +209,7 @@ class _Registry:
     """Built-in, entry-point and API-registered loaders, in registration order."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # not threading: a 3 ms import
         self._builtin: tuple[LoaderSpec, ...] = tuple(_builtin_specs())
         self._plugins: tuple[LoaderSpec, ...] | None = None  # read on first use
         self._api: list[LoaderSpec] = []
@@ -226,6 +257,8 @@ def _entry_point_specs() -> list[LoaderSpec]:
             if not all(isinstance(s, LoaderSpec) for s in specs):
                 raise TypeError("expected a LoaderSpec or an iterable of LoaderSpec")
         except Exception as exc:  # a plugin may fail in any way; report it, keep going
+            import warnings
+
             warnings.warn(
                 f"omnihub: ignoring loader entry point {ep.name!r} ({ep.value}): {exc}",
                 RuntimeWarning,
