@@ -198,7 +198,7 @@ def single_stream(nginx: Nginx, tools: Mapping[str, Path], quick: bool) -> list[
         # start and the imports, which are measured in the same child and shown here.
         with_imports = size / (median(ours_times) + median(imports))
         how += (
-            f"; ours = fetch() after importing omnihub.download, requests and filelock "
+            f"; ours = fetch() after importing omnihub.download, omnihub.locking and requests "
             f"({1000 * median(imports):.0f}ms, not timed, like curl's start-up and libcurl "
             f"init); counting them ours = {with_imports:.0f}MiB/s "
             f"(ratio {with_imports / (size / median(curl_times)):.2f})"

@@ -5,7 +5,7 @@ the suite: the child sees omnihub exactly as a user's process does.
 
 - ``fetch <entry-json> [--preimport]``: ``omnihub.hub.fetch`` of a raw entry, timed around
   the call. With ``--preimport`` the libraries a download uses (omnihub.hub, omnihub.download,
-  omnihub.locking, requests, filelock) are imported first, timed separately ("imports").
+  omnihub.locking, requests) are imported first, timed separately ("imports").
 - ``call <package> <function> <repetitions>``: call a generated function (a cache hit once
   primed) many times; report the median, the sockets opened (audit hook) and whether
   requests or tqdm were imported.
@@ -43,7 +43,6 @@ def _fetch(entry_json: str, preimport: bool = False) -> dict[str, object]:
             "omnihub.download",
             "omnihub.locking",
             "requests",
-            "filelock",
         ):
             importlib.import_module(module)
         imports = time.perf_counter() - started
