@@ -24,10 +24,11 @@ from tests.runtime.helpers import REPO, child_env
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="flock-based lock tests are POSIX-only")
 
 # Runs in each contender: take the lock ``rounds`` times; inside, check nobody else is.
-# With ``unlink``, remove the lock file while still holding it (the protocol every remover
-# follows, e.g. cache.prune), so later contenders create a new one. With ``slow``, an audit hook
-# sleeps between opening the lock file and flock-ing it: that is where a contender can open a
-# file that is unlinked a moment later, so the window a missing identity check needs is wide.
+# With ``unlink``, remove the lock file while still holding it, as the last act inside (the
+# protocol every remover follows, e.g. cache.remove), so later contenders create a new one.
+# With ``slow``, an audit hook sleeps between opening the lock file and flock-ing it: that is
+# where a contender can open a file that is unlinked a moment later, so the window a missing
+# identity check needs is wide.
 _CONTENDER = """
 import fcntl, json, os, sys, time
 from pathlib import Path
@@ -51,12 +52,12 @@ for _ in range(rounds):
         seen = int(counter.read_text() or "-1000000")
         time.sleep(0.0005)
         counter.write_text(str(seen + 1))
-        if unlink:
-            os.unlink(lock_path(target))
         try:
             os.unlink(inside)
         except FileNotFoundError:
             pass
+        if unlink:  # the holder's last act, as in cache.remove: after it, a newcomer may
+            os.unlink(lock_path(target))  # create and lock a new file at once
 print(json.dumps({"overlaps": overlaps}))
 """
 
