@@ -22,8 +22,10 @@ fields, ending with ``store(self, locals())``::
             store(self, locals())
 
 :class:`Value` then supplies equality (same class, same fields), hashing, a repr, immutability
-and pickling; :func:`fields`, :func:`defaults`, :func:`as_dict` and :func:`evolve` are the
-counterparts of ``attrs.fields``/``asdict``/``evolve``. Class options: ``_repr_hidden``
+and pickling; type checkers reject assignments to fields too (``dataclass_transform`` with
+``frozen_default``, seen by type checkers only). :func:`fields`, :func:`defaults`,
+:func:`as_dict` and :func:`evolve` are the counterparts of ``attrs.fields``/``asdict``/
+``evolve``. Class options: ``_repr_hidden``
 (fields left out of the repr: secrets, bulky data; ``_repr_field`` may redact one instead),
 ``_uncompared`` (fields ignored by ``==`` and ``hash``), ``_unhashed`` (mutable mappings:
 compared, but not hashed).
@@ -36,7 +38,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
+    from typing_extensions import dataclass_transform
+
     _V = TypeVar("_V", bound="Value")
+else:
+
+    def dataclass_transform(**_options: object) -> object:
+        return lambda cls: cls
+
 
 __all__ = ["FrozenInstanceError", "Value", "as_dict", "defaults", "evolve", "fields", "store"]
 
@@ -57,6 +66,7 @@ def _rebuild(cls: type[_V], values: dict[str, Any]) -> _V:
     return cls(**values)
 
 
+@dataclass_transform(frozen_default=True)
 class Value:
     """Base of omnihub's small immutable records (see the module docstring)."""
 
