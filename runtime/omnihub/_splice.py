@@ -34,10 +34,8 @@ from typing import Any
 
 from omnihub._stream import FLUSH_STEP, Flusher, WriteFailed
 
-__all__ = ["ENABLED", "splice_body", "splice_target"]
+__all__ = ["splice_body", "splice_target"]
 
-#: Set ``OMNIHUB_SPLICE=0`` to always use the pump (the portable path).
-ENABLED = os.environ.get("OMNIHUB_SPLICE", "1") != "0"
 #: Bytes asked of one socket -> pipe splice (the pipe is grown to this size).
 SPLICE_STEP = 1 << 20
 #: Bytes the hashing thread waits for before it reads the file back.
@@ -48,9 +46,10 @@ _F_SETPIPE_SZ = 1031
 def splice_target(http_response: Any, left: int) -> socket.socket | None:
     """The plain TCP socket under ``http_response`` if its body can be spliced, else None.
 
-    ``left`` is the body length still expected; http.client must agree with it.
+    ``left`` is the body length still expected; http.client must agree with it. (Whether to
+    splice at all is the caller's: ``Config.splice``, ``OMNIHUB_SPLICE=0`` turns it off.)
     """
-    if not ENABLED or not sys.platform.startswith("linux") or not hasattr(os, "splice"):
+    if not sys.platform.startswith("linux") or not hasattr(os, "splice"):
         return None
     if getattr(http_response, "chunked", True) or getattr(http_response, "length", None) != left:
         return None

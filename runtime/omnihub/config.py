@@ -53,6 +53,7 @@ ENV: Mapping[str, tuple[str, ...]] = {
     "retry_after_max": ("OMNIHUB_RETRY_AFTER_MAX",),
     "connections": ("OMNIHUB_CONNECTIONS",),
     "parallel_min_size": ("OMNIHUB_PARALLEL_MIN_SIZE",),
+    "splice": ("OMNIHUB_SPLICE",),
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -81,9 +82,10 @@ class Config(Value):
     separated by whitespace or commas). Timeouts and backoff are in seconds; ``retries`` is
     the number of extra attempts after the first on a transient failure. Files of at least
     ``parallel_min_size`` bytes from servers that accept ranges are fetched over
-    ``connections`` connections at once (1: always one stream). ``sources`` says where each
-    setting came from (for ``omnihub doctor``); it takes no part in equality. The repr hides
-    the Hugging Face token and any credentials in the URLs.
+    ``connections`` connections at once (1: always one stream). ``splice=False`` turns off the
+    Linux zero-copy receive of plain-HTTP single streams (:mod:`omnihub._splice`).
+    ``sources`` says where each setting came from (for ``omnihub doctor``); it takes no part
+    in equality. The repr hides the Hugging Face token and any credentials in the URLs.
     """
 
     __slots__ = (
@@ -102,6 +104,7 @@ class Config(Value):
         "retry_after_max",
         "connections",
         "parallel_min_size",
+        "splice",
         "sources",
     )
     _repr_hidden = frozenset({"hf_token", "sources"})
@@ -122,6 +125,7 @@ class Config(Value):
     retry_after_max: float
     connections: int
     parallel_min_size: int
+    splice: bool
     sources: Mapping[str, str]
 
     def __init__(
@@ -142,6 +146,7 @@ class Config(Value):
         retry_after_max: float = 120.0,
         connections: int = 8,
         parallel_min_size: int = 64 << 20,
+        splice: bool = True,
         sources: Mapping[str, str] = _NO_SOURCES,
     ) -> None:
         sources = dict(sources)
@@ -172,6 +177,7 @@ _DEFAULTS: dict[str, object] = {
     "retry_after_max": 120.0,
     "connections": 8,
     "parallel_min_size": 64 << 20,
+    "splice": True,
 }
 
 
@@ -217,7 +223,7 @@ def _convert(field: str, name: str, raw: object) -> object:
         return Path(raw).expanduser()
     if field == "urls":
         return _split_urls(name, raw)
-    if field in {"offline", "disable_progress", "allow_http"}:
+    if field in {"offline", "disable_progress", "allow_http", "splice"}:
         return _parse_bool(name, raw)
     if field in {"retries", "connections", "parallel_min_size"}:
         value = int(_parse_number(name, raw, int))

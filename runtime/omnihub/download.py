@@ -217,6 +217,7 @@ def _attempt(
                         left=None if encoded or total is None else total - offset,
                         progress=bar.update,
                         stop=switch.decide if switch is not None else None,
+                        splice=config.splice,
                     )
                 except WriteFailed as exc:
                     raise _write_error(partial, exc.error) from None
@@ -278,6 +279,7 @@ def _receive(
     left: int | None,
     progress: Callable[[int], object],
     stop: Callable[[int], bool] | None,
+    splice: bool,
 ) -> int:
     """Copy the body into ``fd`` after ``offset``: spliced on Linux when possible, else pumped.
 
@@ -285,7 +287,7 @@ def _receive(
     encoded -- then only the pump applies. See :mod:`omnihub._splice` for the fast path.
     """
     http_response = getattr(response.raw, "_fp", None)
-    sock = splice_target(http_response, left) if left is not None else None
+    sock = splice_target(http_response, left) if splice and left is not None else None
     if sock is not None and left is not None:
         try:
             # The partial is open write-only (append when resuming); splice needs an explicit

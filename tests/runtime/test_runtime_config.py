@@ -18,6 +18,7 @@ _VARS = (
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
     "OMNIHUB_RETRIES",
+    "OMNIHUB_SPLICE",
 )
 
 
@@ -55,6 +56,15 @@ def test_environment_beats_default_and_argument_beats_environment(
     assert cfg.sources["offline"] == "argument"
 
 
+def test_splice_is_a_setting_like_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve().splice is True
+    monkeypatch.setenv("OMNIHUB_SPLICE", "0")
+    cfg = resolve()
+    assert cfg.splice is False
+    assert cfg.sources["splice"] == "environment (OMNIHUB_SPLICE)"
+    assert resolve(splice=True).splice is True
+
+
 def test_home_expands_user(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMNIHUB_HOME", "~/models")
     assert resolve().home == Path.home() / "models"
@@ -67,6 +77,7 @@ def test_home_expands_user(monkeypatch: pytest.MonkeyPatch) -> None:
         ("OMNIHUB_RETRIES", "-1", "OMNIHUB_RETRIES='-1'"),
         ("OMNIHUB_RETRIES", "many", "non-negative int"),
         ("OMNIHUB_URL", " , ", "at least one base URL"),
+        ("OMNIHUB_SPLICE", "sometimes", "OMNIHUB_SPLICE='sometimes'"),
     ],
 )
 def test_bad_values_name_the_variable(

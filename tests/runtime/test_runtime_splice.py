@@ -160,7 +160,8 @@ def test_fetch_takes_the_splice_path_only_when_enabled(
         return count
 
     monkeypatch.setattr(omnihub.download, "splice_body", watched)
-    monkeypatch.setattr(omnihub._splice, "ENABLED", enabled)
+    if not enabled:
+        monkeypatch.setenv("OMNIHUB_SPLICE", "0")
     data = payload(2_000_000, seed=5)
     env.publish("model.fb", data)
     assert fetch(entry(data=data)).read_bytes() == data
