@@ -221,6 +221,56 @@ def _filelock_acquire(
             notice.cancel()
 
 
+def _acquire(
+    path: str, target: Path, label: str, ready: Callable[[], bool] | None
+) -> Callable[[], None] | None:
+    """Take ``path``'s lock, waiting; its release function, or None if ``ready()`` ended the
+    wait. ``flock`` where there is one, else (or where the file system refuses it) filelock."""
+    if _HAVE_FLOCK:
+        try:
+            fd = _flock_acquire(path, target, label, ready)
+        except _NoFlock:
+            pass  # e.g. a file system without flock: let filelock decide
+        else:
+            return None if fd is None else lambda: _release(fd)
+    lock = _filelock_acquire(path, target, label, ready)
+    return None if lock is None else lock.release
+
+
+def _try_acquire(path: str) -> Callable[[], None] | None:
+    """Take ``path``'s lock if it is free this instant; its release function, or None (busy,
+    or the lock file cannot be opened)."""
+    if _HAVE_FLOCK:
+        try:
+            fd = _try_flock(path)
+        except OSError:
+            return None
+        except _NoFlock:
+            pass
+        else:
+            return None if fd is None else lambda: _release(fd)
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path, thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except (Timeout, OSError):
+        return None
+    return lock.release
+
+
+@contextmanager
+def _holding(release: Callable[[], None] | None) -> Iterator[bool]:
+    """Yield whether a lock was taken (``release`` is not None); release it afterwards."""
+    if release is None:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        release()
+
+
 @contextmanager
 def target_lock(
     target: Path, *, label: str = "model", ready: Callable[[], bool] | None = None
@@ -235,28 +285,8 @@ def target_lock(
     Raises :class:`OSError` when the lock file cannot be created (read-only directory).
     """
     path = os.fspath(lock_path(target))
-    if _HAVE_FLOCK:
-        try:
-            fd = _flock_acquire(path, target, label, ready)
-        except _NoFlock:
-            pass  # e.g. a file system without flock: let filelock decide
-        else:
-            if fd is None:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                _release(fd)
-            return
-    lock = _filelock_acquire(path, target, label, ready)
-    if lock is None:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+    with _holding(_acquire(path, target, label, ready)) as held:
+        yield held
 
 
 @contextmanager
@@ -266,33 +296,5 @@ def try_target_lock(target: Path) -> Iterator[bool]:
     Used by cache maintenance, which must never disturb a download in progress. A lock file
     that cannot be opened counts as busy.
     """
-    path = os.fspath(lock_path(target))
-    if _HAVE_FLOCK:
-        try:
-            fd = _try_flock(path)
-        except OSError:
-            yield False
-            return
-        except _NoFlock:
-            pass
-        else:
-            if fd is None:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                _release(fd)
-            return
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(path, thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except (Timeout, OSError):
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+    with _holding(_try_acquire(os.fspath(lock_path(target)))) as held:
+        yield held
