@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from omnihub._durable import deferred
+
 __all__ = ["BUFFERS", "CHUNK_SIZE", "FLUSH_STEP", "Flusher", "WriteFailed", "pump"]
 
 #: Bytes per buffer: large enough that per-chunk overhead is small, small enough that a
@@ -197,10 +199,12 @@ def pump(
 class Flusher:
     """Write to ``fd`` and start writeback in the background every ``step`` bytes.
 
-    The durability rule is "fsync before the file is published"; flushing as the download
-    goes means the final :meth:`finish` has only the tail left to sync instead of the whole
-    file, and the disk works while the network does. A background error is re-raised by
-    :meth:`finish` (a failed writeback is only reported once by the kernel).
+    Where the durability rule is "fsync before the file is published" (no boot id; see
+    :mod:`omnihub._durable`), flushing as the download goes means the final :meth:`finish` has
+    only the tail left to sync instead of the whole file, and the disk works while the network
+    does. Where the file is published first and synced after, the flusher only writes. A
+    background error is re-raised by :meth:`finish` (a failed writeback is only reported once
+    by the kernel).
     """
 
     def __init__(self, fd: int, step: int = FLUSH_STEP) -> None:
@@ -212,7 +216,8 @@ class Flusher:
         self._since = 0
         self._thread: threading.Thread | None = None
         self._error: OSError | None = None
-        self._background = hasattr(os, "fdatasync")
+        # Published before its fsync (omnihub._durable), a download needs no flushing here.
+        self._background = hasattr(os, "fdatasync") and not deferred()
 
     def write(self, data: Any) -> int:
         n = self._os.write(self.fd, data)
@@ -244,8 +249,13 @@ class Flusher:
             self._thread = None
 
     def finish(self) -> None:
-        """Wait for the background flush, then fsync everything; raise any write-back error."""
+        """Wait for the background flush, then fsync everything; raise any write-back error.
+
+        Where :func:`omnihub._durable.deferred`, the file is fsynced after it is published
+        instead (by :func:`omnihub._durable.settle`), so nothing is synced here.
+        """
         self.close()
         if self._error is not None:
             raise self._error
-        self._os.fsync(self.fd)
+        if not deferred():
+            self._os.fsync(self.fd)

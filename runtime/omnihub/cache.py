@@ -54,23 +54,27 @@ class Record(Value):
     """What omnihub knows about a verified cached file.
 
     ``origin`` is ``"declared"`` when ``sha256`` came from the catalogue, ``"first-use"``
-    when it is the hash of the first download (trust on first use).
+    when it is the hash of the first download (trust on first use). ``boot_id`` is set while
+    the file may not be on disk yet (published before its fsync finished): such a record is
+    trusted only during that boot (see :mod:`omnihub._durable`).
     """
 
-    __slots__ = ("size", "mtime_ns", "sha256", "origin", "url")
+    __slots__ = ("size", "mtime_ns", "sha256", "origin", "url", "boot_id")
     size: int
     mtime_ns: int
     sha256: str
     origin: str
     url: str | None
+    boot_id: str | None
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 -- positional like the attrs class it replaced
         self,
         size: int,
         mtime_ns: int,
         sha256: str,
         origin: str = "declared",
         url: str | None = None,
+        boot_id: str | None = None,
     ) -> None:
         store(self, locals())
 
@@ -91,6 +95,7 @@ def read_record(path: Path) -> Record | None:
             sha256=str(data["sha256"]),
             origin=str(data.get("origin", "declared")),
             url=data.get("url"),
+            boot_id=data.get("boot_id"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -131,7 +136,8 @@ def touch_record(path: Path) -> None:
 def is_fresh(path: Path, sha256: str | None, size: int | None) -> bool:
     """The cheap hit test: file and record agree on size and mtime, and with the catalogue.
 
-    One ``stat`` and one small read; no hashing, no network, no heavy import.
+    One ``stat`` and one small read; no hashing, no network, no heavy import. A record written
+    before its file was known to be on disk counts only during the boot that wrote it.
     """
     try:
         st = os.stat(path)
@@ -141,6 +147,12 @@ def is_fresh(path: Path, sha256: str | None, size: int | None) -> bool:
         return False
     if not isinstance(data, dict):
         return False
+    written_in = data.get("boot_id")
+    if written_in is not None:
+        from omnihub._durable import boot_id
+
+        if written_in != boot_id():
+            return False  # published before its fsync, and the machine rebooted since
     return (
         data.get("size") == st.st_size
         and data.get("mtime_ns") == st.st_mtime_ns
@@ -293,6 +305,7 @@ def verify(
     whose content no longer matches is moved aside (``<file>.corrupt``), so the next use
     downloads it again.
     """
+    from omnihub._durable import sync_file
     from omnihub.locking import try_target_lock
 
     results = []
@@ -302,6 +315,7 @@ def verify(
         if record is None:
             message = "no record; recorded its sha256 (trust on first use)"
             try:
+                sync_file(cached.path)  # a record claims the data is on disk
                 st = cached.path.stat()
                 write_record(cached.path, Record(size, st.st_mtime_ns, digest, "first-use"))
             except OSError as exc:
@@ -310,8 +324,13 @@ def verify(
             continue
         if digest == record.sha256:
             st = cached.path.stat()
-            if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
-                write_record(cached.path, evolve(record, size=size, mtime_ns=st.st_mtime_ns))
+            stale = (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns)
+            if stale or record.boot_id is not None:
+                sync_file(cached.path)  # a record without a boot id claims the data is on disk
+                write_record(
+                    cached.path,
+                    evolve(record, size=size, mtime_ns=st.st_mtime_ns, boot_id=None),
+                )
             results.append(Verification(cached, True, digest, "sha256 matches"))
             continue
         message = f"sha256 {digest}, expected {record.sha256}"

@@ -3,7 +3,8 @@
 :func:`download` streams a remote file into ``<file>.incomplete`` while computing its
 sha256, resumes a partial left by an earlier (killed) run with ``Range`` + ``If-Range``,
 retries transient failures (connection errors, 408, 429, 5xx) with exponential backoff and
-jitter honouring ``Retry-After``, and checks size and sha256 before it fsyncs. It never
+jitter honouring ``Retry-After``, and checks size and sha256 (see :mod:`omnihub._durable` for
+when the bytes are fsynced). It never
 touches the final path: the caller publishes the verified partial with an atomic
 ``os.replace``. 401/403/404 fail at once. Redirects are followed by hand so that the
 transport policy (:func:`omnihub.urls.check_remote_url`) applies to every hop and
@@ -405,11 +406,13 @@ def download(
 ) -> Transfer:
     """Fetch ``url`` into ``partial`` (resuming it if possible) and verify it.
 
-    On success ``partial`` holds exactly the verified bytes, fsynced; the caller moves it
-    into place. ``private_headers`` (e.g. ``Authorization``) are sent only to ``url``'s own
-    origin. Raises :class:`~omnihub.errors.ModelNotFoundError` (404/410, missing file),
-    :class:`~omnihub.errors.DownloadError` (401/403, retries exhausted, disk errors) or
-    :class:`~omnihub.errors.IntegrityError` (size or sha256 mismatch; ``partial`` removed).
+    On success ``partial`` holds exactly the verified bytes -- fsynced, unless
+    :func:`omnihub._durable.deferred` (then the caller makes them durable after publishing);
+    the caller moves it into place. ``private_headers`` (e.g. ``Authorization``) are sent
+    only to ``url``'s own origin. Raises :class:`~omnihub.errors.ModelNotFoundError`
+    (404/410, missing file), :class:`~omnihub.errors.DownloadError` (401/403, retries
+    exhausted, disk errors) or :class:`~omnihub.errors.IntegrityError` (size or sha256
+    mismatch; ``partial`` removed).
     """
     check_remote_url(url, allow_http=config.allow_http, allow_file=allow_file)
     if url.lower().startswith("file:"):

@@ -108,8 +108,11 @@ def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool
         problem = f"sha256 {digest}, expected {expected}"
     if problem is None:
         if writable:
+            from omnihub._durable import sync_file
+
             origin = "declared" if entry.sha256 else "first-use"
             url = record.url if record else None
+            sync_file(path)  # a record without a boot id claims the data is on disk
             write_record(path, Record(size, st.st_mtime_ns, digest, origin, url))
         return True
     if not writable:
@@ -247,21 +250,32 @@ def _download_any(
 def _publish(
     path: Path, partial: Path, transfer: Transfer, *, source: Source, origin: str, label: str
 ) -> None:
-    """Move the verified partial into place atomically and record it."""
+    """Move the verified partial into place atomically and record it.
+
+    Where :func:`omnihub._durable.deferred` (Linux), the partial was not fsynced yet: the
+    record names this boot and a background thread makes the file durable, then clears it.
+    Elsewhere the partial is already fsynced and only the directory is left to sync.
+    """
+    from omnihub import _durable
     from omnihub.cache import Record, write_record
     from omnihub.urls import redact_url
 
     st = os.stat(partial)
     os.replace(partial, path)
-    write_record(
-        path, Record(transfer.size, st.st_mtime_ns, transfer.sha256, origin, redact_url(source.url))
+    deferred = _durable.deferred()
+    record = Record(
+        transfer.size,
+        st.st_mtime_ns,
+        transfer.sha256,
+        origin,
+        redact_url(source.url),
+        boot_id=_durable.boot_id() if deferred else None,
     )
-    if hasattr(os, "O_DIRECTORY"):
-        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    write_record(path, record)
+    if deferred:
+        _durable.settle(path, record, label=label)
+    else:
+        _durable.sync_directory(path.parent)
     _logger().info(
         "%s: downloaded %d bytes from %s into %s",
         label,

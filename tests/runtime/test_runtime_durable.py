@@ -1,0 +1,139 @@
+"""Publish first, fsync after (Linux): a record written before its file was durable is trusted
+only during the boot that wrote it, and is made plain once the background fsync is done.
+
+The reboot is simulated by a record naming another boot id: exactly what a machine that crashed
+and restarted would find beside a file whose pages may never have reached the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import omnihub._durable as durable
+import pytest
+from omnihub._value import evolve
+from omnihub.cache import Record, is_fresh, read_record, record_path, verify, write_record
+from omnihub.hub import fetch
+
+from tests.runtime.helpers import Env, entry, entry_json, payload, run_python, sha256
+
+pytestmark = pytest.mark.skipif(
+    durable.boot_id() is None, reason="no /proc/sys/kernel/random/boot_id here"
+)
+
+_OTHER_BOOT = "00000000-0000-4000-8000-000000000000"
+
+
+def _settled() -> None:
+    """Wait for this process's background fsync threads (the interpreter does so at exit)."""
+    for thread in threading.enumerate():
+        if thread.name == "omnihub-settle":
+            thread.join(timeout=60)
+
+
+def test_a_download_is_published_with_this_boot_and_settled_after(env: Env) -> None:
+    data = payload(50_000)
+    env.publish("model.fb", data)
+    path = fetch(entry(data=data))
+    _settled()
+    record = read_record(path)
+    assert record is not None
+    assert record.boot_id is None  # fsynced, then marked durable
+    assert record.sha256 == entry(data=data).sha256
+    assert path.read_bytes() == data
+
+
+def test_a_process_that_exits_after_the_call_leaves_a_settled_record(env: Env) -> None:
+    """The settling thread is not a daemon: a script that ends right after the call waits."""
+    data = payload(60_000, seed=3)
+    env.publish("model.fb", data)
+    model = entry(data=data)
+    code = (
+        "import json, sys\n"
+        "from omnihub.catalog import catalog_from_json\n"
+        "from omnihub.hub import fetch\n"
+        f"model = catalog_from_json({entry_json(model)!r}).models[0]\n"
+        "print(json.dumps({'path': str(fetch(model))}))\n"
+    )
+    result = run_python(code, env={"OMNIHUB_HOME": str(env.home), "OMNIHUB_URL": env.base})
+    record = read_record(env.home / "samediff" / "model.fb")
+    assert result["path"] == str(env.home / "samediff" / "model.fb")
+    assert record is not None
+    assert record.boot_id is None
+
+
+def test_a_record_of_this_boot_is_a_hit(env: Env) -> None:
+    data = payload(10_000)
+    where = env.publish("model.fb", data)
+    model = entry(data=data)
+    path = fetch(model)
+    _settled()
+    record = read_record(path)
+    assert record is not None
+    write_record(path, evolve(record, boot_id=durable.boot_id()))
+    assert is_fresh(path, model.sha256, model.size)
+    assert fetch(model) == path
+    assert len(env.server.requests_for(where)) == 1
+
+
+def test_after_a_reboot_an_unsettled_file_is_rehashed_and_kept_if_good(env: Env) -> None:
+    data = payload(10_000)
+    where = env.publish("model.fb", data)
+    model = entry(data=data)
+    path = fetch(model)
+    _settled()
+    record = read_record(path)
+    assert record is not None
+    write_record(path, evolve(record, boot_id=_OTHER_BOOT))
+    assert not is_fresh(path, model.sha256, model.size)
+    assert fetch(model).read_bytes() == data
+    assert len(env.server.requests_for(where)) == 1  # rehashed, not downloaded again
+    repaired = read_record(path)
+    assert repaired is not None
+    assert repaired.boot_id is None
+
+
+def test_after_a_reboot_lost_pages_are_caught_and_downloaded_again(env: Env) -> None:
+    """A crash can leave the right size full of zeros; the record alone cannot tell."""
+    data = payload(10_000)
+    where = env.publish("model.fb", data)
+    model = entry(data=data)
+    path = fetch(model)
+    _settled()
+    path.write_bytes(bytes(len(data)))
+    st = path.stat()
+    write_record(path, Record(len(data), st.st_mtime_ns, sha256(data), boot_id=_OTHER_BOOT))
+    assert fetch(model).read_bytes() == data
+    assert len(env.server.requests_for(where)) == 2
+    assert path.with_name("model.fb.corrupt").read_bytes() == bytes(len(data))
+
+
+def test_verify_settles_an_unsettled_record(env: Env) -> None:
+    data = payload(10_000)
+    env.publish("model.fb", data)
+    path = fetch(entry(data=data))
+    _settled()
+    record = read_record(path)
+    assert record is not None
+    write_record(path, evolve(record, boot_id=_OTHER_BOOT))
+    (result,) = verify(home=env.home)
+    assert result.ok
+    settled = read_record(path)
+    assert settled is not None
+    assert settled.boot_id is None
+
+
+def test_without_a_boot_id_the_file_is_fsynced_before_it_is_published(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The portable rule (not Linux): no background thread, a plain record at once."""
+    monkeypatch.setattr(durable, "_boot", [None])
+    data = payload(20_000)
+    env.publish("model.fb", data)
+    before = {t.ident for t in threading.enumerate()}
+    path = fetch(entry(data=data))
+    started = [t for t in threading.enumerate() if t.ident not in before]
+    assert [t.name for t in started if t.name == "omnihub-settle"] == []
+    record = json.loads(record_path(path).read_text())
+    assert record["boot_id"] is None
