@@ -196,7 +196,11 @@ def single_stream(nginx: Nginx, tools: Mapping[str, Path], quick: bool) -> list[
         remove(work)
     size = test.size / _MiB
     ours = size / median(ours_times) if ours_times else None
-    how = f"{mib} MiB, median of {len(curl_times)}"
+    how = (
+        f"{mib} MiB, median of {len(curl_times)} (ours "
+        f"{'/'.join(f'{t:.2f}' for t in ours_times)} s, curl "
+        f"{'/'.join(f'{t:.2f}' for t in curl_times)} s)"
+    )
     if ours_times:
         # Library start-up is reported, not hidden: curl's time_total starts after curl's own
         # process start and libcurl/OpenSSL initialisation; ours starts after the interpreter
