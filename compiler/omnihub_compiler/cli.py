@@ -51,7 +51,23 @@ def _parser() -> argparse.ArgumentParser:
         help="split namespaces of more than N models into lazily imported shard modules"
         " of N models (default: 256)",
     )
+    parser.add_argument(
+        "--dist-name",
+        type=_dist_name,
+        metavar="NAME",
+        help="the distribution name in OUT_DIR/pyproject.toml (default: omnihub-generated);"
+        " give each zoo published beside another its own",
+    )
     return parser
+
+
+def _dist_name(text: str) -> str:
+    from omnihub_compiler.distribution import check_distribution_name
+
+    try:
+        return check_distribution_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:
@@ -164,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             force=args.force,
             docs=args.docs,
             shard_size=args.shard_size,
+            dist_name=args.dist_name,
         )
     except CompileError as exc:
         return _errors(exc.lines, "nothing written")

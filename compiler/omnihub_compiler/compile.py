@@ -57,26 +57,30 @@ def build_catalogs(spec_dir: Path, *, use_lock: bool = True) -> list[Catalog]:
 
 
 def render_outputs(
-    spec_dir: Path, *, shard_size: int | None = None
+    spec_dir: Path, *, shard_size: int | None = None, dist_name: str | None = None
 ) -> tuple[dict[str, bytes], list[Catalog]]:
     """Every file under the output directory for ``spec_dir``, and the catalogues.
 
     ``shard_size``: namespaces with more models are split into shard modules (default
-    :data:`omnihub_compiler.emit.SHARD_SIZE`).
+    :data:`omnihub_compiler.emit.SHARD_SIZE`). ``dist_name``: the distribution name in
+    ``pyproject.toml`` (default :data:`omnihub_compiler.distribution.DISTRIBUTION_NAME`).
     """
     from omnihub_compiler import __version__
-    from omnihub_compiler.distribution import PYPROJECT, render_pyproject
+    from omnihub_compiler.distribution import DISTRIBUTION_NAME, PYPROJECT, render_pyproject
     from omnihub_compiler.emit import SHARD_SIZE, emit_tree  # the stamp's no-op path skips it
 
     catalogs = build_catalogs(spec_dir)
     files = emit_tree(catalogs, shard_size=SHARD_SIZE if shard_size is None else shard_size)
-    files[PYPROJECT] = render_pyproject(catalogs, __version__).encode()
+    name = DISTRIBUTION_NAME if dist_name is None else dist_name
+    files[PYPROJECT] = render_pyproject(catalogs, __version__, name=name).encode()
     return files, catalogs
 
 
-def render_tree(spec_dir: Path, *, shard_size: int | None = None) -> dict[str, bytes]:
+def render_tree(
+    spec_dir: Path, *, shard_size: int | None = None, dist_name: str | None = None
+) -> dict[str, bytes]:
     """Every generated file for ``spec_dir``, as ``{path relative to the output: content}``."""
-    return render_outputs(spec_dir, shard_size=shard_size)[0]
+    return render_outputs(spec_dir, shard_size=shard_size, dist_name=dist_name)[0]
 
 
 def render_docs(catalogs: list[Catalog]) -> bytes:
@@ -101,6 +105,7 @@ def compile_spec(
     force: bool = False,
     docs: Path | None = None,
     shard_size: int | None = None,
+    dist_name: str | None = None,
 ) -> TreeDiff:
     """Compile ``spec_dir`` into ``out_dir`` (or, with ``check``, only report differences).
 
@@ -108,20 +113,22 @@ def compile_spec(
     reported in the diff under the path as given. Unless ``check`` or ``force``, a compile
     whose inputs and outputs are unchanged since the last one (:mod:`omnihub_compiler.stamp`)
     returns at once, writing nothing. Nothing is written when the spec or lock has errors.
-    ``shard_size``: see :func:`render_outputs`.
+    ``shard_size``, ``dist_name``: see :func:`render_outputs`.
     """
     if check:
-        files, catalogs = render_outputs(spec_dir, shard_size=shard_size)
+        files, catalogs = render_outputs(spec_dir, shard_size=shard_size, dist_name=dist_name)
         diff = diff_tree(out_dir, files)
         if docs is not None and _docs_differs(docs, render_docs(catalogs)):
             diff = TreeDiff((*diff.changed, str(docs)), diff.removed)
         return diff
     extra = str(docs.resolve()) if docs is not None else ""
     options = extra if shard_size is None else f"{extra}\0shard_size={shard_size}"
+    if dist_name is not None:
+        options += f"\0dist_name={dist_name}"
     key = input_key(spec_dir, options) if spec_dir.is_dir() else ""
     if key and not force and stamp_is_current(out_dir, key):
         return TreeDiff((), ())
-    files, catalogs = render_outputs(spec_dir, shard_size=shard_size)
+    files, catalogs = render_outputs(spec_dir, shard_size=shard_size, dist_name=dist_name)
     page = render_docs(catalogs) if docs is not None else b""
     diff = write_tree(out_dir, files)
     if docs is not None and write_file(docs, page):

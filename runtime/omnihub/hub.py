@@ -189,8 +189,13 @@ def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool
             )
         except IntegrityError as exc:
             raise IntegrityError(f"{exc} (for {path})") from None
-        _publish(path, partial, transfer, source=source, origin=origin, label=label)
-        return path
+        unsettled = _publish(path, partial, transfer, source=source, origin=origin, label=label)
+    if unsettled is not None:
+        # After the lock is released: the settling thread takes it to rewrite the record.
+        from omnihub._durable import settle
+
+        settle(path, unsettled, label=label)
+    return path
 
 
 def _download_any(
@@ -249,12 +254,13 @@ def _download_any(
 
 def _publish(
     path: Path, partial: Path, transfer: Transfer, *, source: Source, origin: str, label: str
-) -> None:
+) -> Record | None:
     """Move the verified partial into place atomically and record it.
 
     Where :func:`omnihub._durable.deferred` (Linux), the partial was not fsynced yet: the
-    record names this boot and a background thread makes the file durable, then clears it.
-    Elsewhere the partial is already fsynced and only the directory is left to sync.
+    record names this boot, and it is returned for :func:`omnihub._durable.settle` to make
+    the file durable and clear it once the lock is released. Elsewhere the partial is
+    already fsynced, only the directory is left to sync, and None is returned.
     """
     from omnihub import _durable
     from omnihub.cache import Record, write_record
@@ -272,9 +278,7 @@ def _publish(
         boot_id=_durable.boot_id() if deferred else None,
     )
     write_record(path, record)
-    if deferred:
-        _durable.settle(path, record, label=label)
-    else:
+    if not deferred:
         _durable.sync_directory(path.parent)
     _logger().info(
         "%s: downloaded %d bytes from %s into %s",
@@ -283,3 +287,4 @@ def _publish(
         redact_url(source.url),
         path,
     )
+    return record if deferred else None

@@ -193,6 +193,41 @@ def test_pyproject_is_checked_restored_and_never_removed(tmp_path: Path) -> None
     assert _toml(pyproject.read_text())["project"]["dependencies"] == [f"omnihub>={__version__}"]
 
 
+def test_dist_name_names_the_distribution_and_is_part_of_the_stamp(tmp_path: Path) -> None:
+    spec_dir = tmp_path / "spec"
+    shutil.copytree(FIXTURES / "spec", spec_dir)
+    out = tmp_path / "out"
+    first = _run(str(spec_dir), "-o", str(out), "--dist-name", "acme-zoo")
+    assert first.returncode == 0, first.stderr
+    assert _toml((out / "pyproject.toml").read_text())["project"]["name"] == "acme-zoo"
+    # Another name is another output: the up-to-date stamp must not hide it.
+    second = _run(str(spec_dir), "-o", str(out), "--dist-name", "acme.zoo_2")
+    assert second.stdout.strip() == f"omnihub-compile: 1 file(s) updated in {out}"
+    assert _toml((out / "pyproject.toml").read_text())["project"]["name"] == "acme.zoo_2"
+    again = _run(str(spec_dir), "-o", str(out), "--dist-name", "acme.zoo_2")
+    assert again.stdout.strip() == "omnihub-compile: up to date"
+    back = _run(str(spec_dir), "-o", str(out))  # the default name again
+    assert back.returncode == 0
+    assert _toml((out / "pyproject.toml").read_text())["project"]["name"] == "omnihub-generated"
+
+
+@pytest.mark.parametrize("name", ["", "-zoo", "zoo-", "my zoo", "zoo/../x", "zoo\n"])
+def test_an_invalid_dist_name_is_a_one_line_usage_error(tmp_path: Path, name: str) -> None:
+    result = _run(str(FIXTURES / "spec"), "-o", str(tmp_path / "out"), f"--dist-name={name}")
+    assert result.returncode == 2
+    assert "is not a valid distribution name" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@given(st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,30}[A-Za-z0-9])?", fullmatch=True))
+@settings(max_examples=50, deadline=None)
+def test_any_valid_dist_name_round_trips_through_pyproject(name: str) -> None:
+    from omnihub_compiler.distribution import render_pyproject
+
+    assert _toml(render_pyproject([], __version__, name=name))["project"]["name"] == name
+
+
 @pytest.mark.slow
 def test_wheel_builds_installs_in_a_fresh_venv_and_type_checks(tmp_path: Path) -> None:
     """A wheel of generated/ (offline, no build isolation) into a new venv; import; mypy."""
