@@ -30,15 +30,26 @@ import os
 # Not ``from typing import TYPE_CHECKING``: :func:`boot_id` is on the cache-hit path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from pathlib import Path
 
     from omnihub.cache import Record
 
-__all__ = ["BOOT_ID_PATH", "boot_id", "deferred", "settle", "sync_directory", "sync_file"]
+__all__ = [
+    "BOOT_ID_PATH",
+    "boot_id",
+    "deferred",
+    "settle",
+    "sync_directory",
+    "sync_file",
+    "wait_settled",
+]
 
 #: Where Linux publishes a random id that changes at every boot.
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 _boot: list[str | None] = []
+#: Settling threads started by this process (finished ones are dropped as new ones start).
+_settling: list[threading.Thread] = []
 
 
 def boot_id() -> str | None:
@@ -88,7 +99,19 @@ def settle(path: Path, record: Record, *, label: str) -> None:
     thread = threading.Thread(
         target=_settle, args=(path, record, label), name="omnihub-settle", daemon=False
     )
+    _settling[:] = [t for t in _settling if t.is_alive()]
+    _settling.append(thread)
     thread.start()
+
+
+def wait_settled() -> None:
+    """Wait until every file this process published is durable and its record marked so.
+
+    The interpreter does this at exit anyway; call it before touching cache files by hand
+    right after a download (tests, maintenance scripts).
+    """
+    for thread in list(_settling):
+        thread.join()
 
 
 def _settle(path: Path, record: Record, label: str) -> None:

@@ -90,10 +90,6 @@ class Value:
             return NotImplemented
         return self._compared() == other._compared()
 
-    def __ne__(self, other: object) -> bool:
-        result = self.__eq__(other)
-        return result if result is NotImplemented else not result
-
     def __hash__(self) -> int:
         skip = self._uncompared | self._unhashed
         return hash(

@@ -42,6 +42,7 @@ __all__ = [
     "scan",
     "touch_record",
     "verify",
+    "write_durable_record",
     "write_record",
 ]
 
@@ -125,6 +126,17 @@ def atomic_write_text(target: Path, text: str) -> None:
 def write_record(path: Path, record: Record) -> None:
     """Write the record atomically (see :func:`atomic_write_text`)."""
     atomic_write_text(record_path(path), json.dumps(as_dict(record), sort_keys=True) + "\n")
+
+
+def write_durable_record(path: Path, record: Record) -> None:
+    """fsync ``path``, then write ``record`` without a boot id: it claims the data is on disk.
+
+    Used wherever a file was just verified by rehashing it (cheap to sync if already clean).
+    """
+    from omnihub._durable import sync_file
+
+    sync_file(path)
+    write_record(path, evolve(record, boot_id=None))
 
 
 def touch_record(path: Path) -> None:
@@ -305,7 +317,6 @@ def verify(
     whose content no longer matches is moved aside (``<file>.corrupt``), so the next use
     downloads it again.
     """
-    from omnihub._durable import sync_file
     from omnihub.locking import try_target_lock
 
     results = []
@@ -315,9 +326,8 @@ def verify(
         if record is None:
             message = "no record; recorded its sha256 (trust on first use)"
             try:
-                sync_file(cached.path)  # a record claims the data is on disk
                 st = cached.path.stat()
-                write_record(cached.path, Record(size, st.st_mtime_ns, digest, "first-use"))
+                write_durable_record(cached.path, Record(size, st.st_mtime_ns, digest, "first-use"))
             except OSError as exc:
                 message = f"no record, and cannot write one: {exc.strerror or exc}"
             results.append(Verification(cached, True, digest, message))
@@ -326,10 +336,8 @@ def verify(
             st = cached.path.stat()
             stale = (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns)
             if stale or record.boot_id is not None:
-                sync_file(cached.path)  # a record without a boot id claims the data is on disk
-                write_record(
-                    cached.path,
-                    evolve(record, size=size, mtime_ns=st.st_mtime_ns, boot_id=None),
+                write_durable_record(
+                    cached.path, evolve(record, size=size, mtime_ns=st.st_mtime_ns)
                 )
             results.append(Verification(cached, True, digest, "sha256 matches"))
             continue

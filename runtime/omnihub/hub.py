@@ -83,7 +83,7 @@ def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool
     Rehashes it. A good file gets a fresh record (if ``writable``); a bad one is moved aside
     to ``<file>.corrupt`` with a warning (if ``writable``) so the caller fetches it again.
     """
-    from omnihub.cache import Record, hash_file, quarantine, read_record, write_record
+    from omnihub.cache import Record, hash_file, quarantine, read_record, write_durable_record
 
     try:
         st = os.stat(path)
@@ -108,12 +108,9 @@ def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool
         problem = f"sha256 {digest}, expected {expected}"
     if problem is None:
         if writable:
-            from omnihub._durable import sync_file
-
             origin = "declared" if entry.sha256 else "first-use"
             url = record.url if record else None
-            sync_file(path)  # a record without a boot id claims the data is on disk
-            write_record(path, Record(size, st.st_mtime_ns, digest, origin, url))
+            write_durable_record(path, Record(size, st.st_mtime_ns, digest, origin, url))
         return True
     if not writable:
         return False

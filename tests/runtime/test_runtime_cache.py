@@ -8,6 +8,7 @@ from pathlib import Path
 
 import omnihub.cache
 import pytest
+from omnihub._durable import wait_settled
 from omnihub.cache import hash_file, prune, read_record, remove, scan, verify
 from omnihub.errors import IntegrityError, OfflineError
 from omnihub.hub import fetch
@@ -218,6 +219,8 @@ def test_prune_removes_leftovers_and_applies_a_budget(env: Env) -> None:
     env.publish("b.fb", b)
     pa = fetch(entry("a.fb", data=a))
     pb = fetch(entry("b.fb", data=b))
+    # The records' mtimes are set by hand below: first let the background fsync rewrite them.
+    wait_settled()
     folder = pa.parent
     (folder / "c.fb.incomplete").write_bytes(b"partial")
     (folder / "c.fb.incomplete.json").write_text("{}")

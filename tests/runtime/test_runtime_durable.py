@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import omnihub._durable as durable
 import pytest
@@ -25,20 +26,20 @@ pytestmark = pytest.mark.skipif(
 _OTHER_BOOT = "00000000-0000-4000-8000-000000000000"
 
 
-def _settled() -> None:
-    """Wait for this process's background fsync threads (the interpreter does so at exit)."""
-    for thread in threading.enumerate():
-        if thread.name == "omnihub-settle":
-            thread.join(timeout=60)
+def _settled_download(env: Env, data: bytes) -> tuple[Path, Record, str]:
+    """Download ``data`` as model.fb and wait for it to settle: its path, its record and the
+    URL path the server logs it under."""
+    where = env.publish("model.fb", data)
+    path = fetch(entry(data=data))
+    durable.wait_settled()
+    record = read_record(path)
+    assert record is not None
+    return path, record, where
 
 
 def test_a_download_is_published_with_this_boot_and_settled_after(env: Env) -> None:
     data = payload(50_000)
-    env.publish("model.fb", data)
-    path = fetch(entry(data=data))
-    _settled()
-    record = read_record(path)
-    assert record is not None
+    path, record, _ = _settled_download(env, data)
     assert record.boot_id is None  # fsynced, then marked durable
     assert record.sha256 == entry(data=data).sha256
     assert path.read_bytes() == data
@@ -65,12 +66,8 @@ def test_a_process_that_exits_after_the_call_leaves_a_settled_record(env: Env) -
 
 def test_a_record_of_this_boot_is_a_hit(env: Env) -> None:
     data = payload(10_000)
-    where = env.publish("model.fb", data)
     model = entry(data=data)
-    path = fetch(model)
-    _settled()
-    record = read_record(path)
-    assert record is not None
+    path, record, where = _settled_download(env, data)
     write_record(path, evolve(record, boot_id=durable.boot_id()))
     assert is_fresh(path, model.sha256, model.size)
     assert fetch(model) == path
@@ -79,16 +76,13 @@ def test_a_record_of_this_boot_is_a_hit(env: Env) -> None:
 
 def test_after_a_reboot_an_unsettled_file_is_rehashed_and_kept_if_good(env: Env) -> None:
     data = payload(10_000)
-    where = env.publish("model.fb", data)
     model = entry(data=data)
-    path = fetch(model)
-    _settled()
-    record = read_record(path)
-    assert record is not None
+    path, record, where = _settled_download(env, data)
     write_record(path, evolve(record, boot_id=_OTHER_BOOT))
     assert not is_fresh(path, model.sha256, model.size)
     assert fetch(model).read_bytes() == data
-    assert len(env.server.requests_for(where)) == 1  # rehashed, not downloaded again
+    # rehashed, not downloaded again
+    assert len(env.server.requests_for(where)) == 1
     repaired = read_record(path)
     assert repaired is not None
     assert repaired.boot_id is None
@@ -100,7 +94,7 @@ def test_after_a_reboot_lost_pages_are_caught_and_downloaded_again(env: Env) -> 
     where = env.publish("model.fb", data)
     model = entry(data=data)
     path = fetch(model)
-    _settled()
+    durable.wait_settled()
     path.write_bytes(bytes(len(data)))
     st = path.stat()
     write_record(path, Record(len(data), st.st_mtime_ns, sha256(data), boot_id=_OTHER_BOOT))
@@ -111,11 +105,7 @@ def test_after_a_reboot_lost_pages_are_caught_and_downloaded_again(env: Env) -> 
 
 def test_verify_settles_an_unsettled_record(env: Env) -> None:
     data = payload(10_000)
-    env.publish("model.fb", data)
-    path = fetch(entry(data=data))
-    _settled()
-    record = read_record(path)
-    assert record is not None
+    path, record, _ = _settled_download(env, data)
     write_record(path, evolve(record, boot_id=_OTHER_BOOT))
     (result,) = verify(home=env.home)
     assert result.ok
