@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -60,12 +61,12 @@ class _Stage(threading.Thread):
     """One consumer of the received buffers (hashing, or writing), in order."""
 
     def __init__(
-        self, name: str, work: Callable[[memoryview], object], done: Callable[[bytearray], None]
+        self, name: str, work: Callable[[memoryview], object], done: Callable[[Any], None]
     ) -> None:
         super().__init__(name=name, daemon=True)
         self.work = work
         self.done = done
-        self.queue: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[tuple[Any, int, int] | None] = queue.SimpleQueue()
         self.error: OSError | None = None
 
     def run(self) -> None:
@@ -73,9 +74,9 @@ class _Stage(threading.Thread):
             item = self.queue.get()
             if item is None:
                 return
-            buf, n = item
+            buf, start, n = item
             if self.error is None:
-                view = memoryview(buf)[:n]
+                view = memoryview(buf)[start : start + n]
                 try:
                     self.work(view)
                 except OSError as exc:
@@ -86,22 +87,37 @@ class _Stage(threading.Thread):
 
 
 class _Pipeline:
-    """Free buffers, and the stages (writing, hashing) that each see every full buffer."""
+    """Free buffers, and the stages (writing, hashing) that each see every full buffer.
+
+    A buffer comes back to ``free`` as ``(buffer, held_by_writer)``: whether the writing
+    stage was the last to let go of it (the receiver's stall detection).
+    """
 
     def __init__(
-        self, write: Callable[[Any], int | None], hasher: Any, chunk_size: int, buffers: int
+        self,
+        write: Callable[[Any], int | None],
+        hasher: Any,
+        buffers: list[Any],
+        *,
+        separate_hash: bool,
     ) -> None:
-        self.free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self.free: queue.SimpleQueue[tuple[Any, bool]] = queue.SimpleQueue()
         self._pending: dict[int, int] = {}
         self._lock = threading.Lock()
 
         def write_all(view: memoryview) -> None:
             _write_all(write, view)
 
-        if SEPARATE_HASH_THREAD:
+        def written(buf: Any) -> None:
+            self._release(buf, writer=True)
+
+        def hashed(buf: Any) -> None:
+            self._release(buf, writer=False)
+
+        if separate_hash:
             self.stages = [
-                _Stage("omnihub-hash", hasher.update, self._release),
-                _Stage("omnihub-write", write_all, self._release),
+                _Stage("omnihub-hash", hasher.update, hashed),
+                _Stage("omnihub-write", write_all, written),
             ]
         else:
 
@@ -109,26 +125,26 @@ class _Pipeline:
                 write_all(view)
                 hasher.update(view)
 
-            self.stages = [_Stage("omnihub-write", write_then_hash, self._release)]
-        for _ in range(buffers):
-            self.free.put(bytearray(chunk_size))
+            self.stages = [_Stage("omnihub-write", write_then_hash, written)]
+        for buf in buffers:
+            self.free.put((buf, False))
         for stage in self.stages:
             stage.start()
 
-    def _release(self, buf: bytearray) -> None:
+    def _release(self, buf: Any, *, writer: bool) -> None:
         with self._lock:
             left = self._pending[id(buf)] - 1
             if left:
                 self._pending[id(buf)] = left
                 return
             del self._pending[id(buf)]
-        self.free.put(buf)
+        self.free.put((buf, writer))
 
-    def submit(self, buf: bytearray, n: int) -> None:
+    def submit(self, buf: Any, start: int, n: int) -> None:
         with self._lock:
             self._pending[id(buf)] = len(self.stages)
         for stage in self.stages:
-            stage.queue.put((buf, n))
+            stage.queue.put((buf, start, n))
 
     @property
     def error(self) -> OSError | None:
@@ -153,6 +169,10 @@ def pump(
     chunk_size: int = CHUNK_SIZE,
     buffers: int = BUFFERS,
     stop: Callable[[int], bool] | None = None,
+    separate_hash: bool | None = None,
+    allocate: Callable[[int], Any] = bytearray,
+    skew: int = 0,
+    on_write_stall: Callable[[float], object] | None = None,
 ) -> int:
     """Move everything ``readinto`` yields to ``write``, updating ``hasher``; return the bytes.
 
@@ -160,17 +180,35 @@ def pump(
     ``write(view)`` may write less than asked (it is called again for the rest).
     ``stop(total)``, asked after each full buffer, ends the copy early when it returns True
     (everything read so far is written and hashed; the source is left where it is).
+
+    The rest serves writers with constraints (:mod:`omnihub._direct`): ``allocate(size)``
+    makes each buffer (``bytearray``; an anonymous ``mmap`` is page-aligned),
+    ``separate_hash`` gives the hash its own thread (default :data:`SEPARATE_HASH_THREAD`;
+    right when writing costs no CPU), the first buffer is filled from byte ``skew`` on
+    (so that a buffer's memory and the file share an alignment), and
+    ``on_write_stall(seconds)`` is called whenever the receiver had to wait for a buffer and
+    the writing stage, not the hashing stage, was the last to give it back.
     """
-    pipeline = _Pipeline(write, hasher, chunk_size, buffers)
+    separate = SEPARATE_HASH_THREAD if separate_hash is None else separate_hash
+    pipeline = _Pipeline(
+        write, hasher, [allocate(chunk_size) for _ in range(buffers)], separate_hash=separate
+    )
     total = 0
+    start = skew % chunk_size
     try:
         done = False
         while not done:
-            buf = pipeline.free.get()
+            if on_write_stall is not None and pipeline.free.empty():
+                waiting = time.monotonic()
+                buf, held_by_writer = pipeline.free.get()
+                if held_by_writer:
+                    on_write_stall(time.monotonic() - waiting)
+            else:
+                buf, _ = pipeline.free.get()
             if pipeline.error is not None:
                 raise WriteFailed(pipeline.error)
             view = memoryview(buf)
-            filled = 0
+            filled = start
             try:
                 while filled < chunk_size:
                     n = readinto(view[filled:])
@@ -180,13 +218,14 @@ def pump(
                     filled += n
             finally:
                 view.release()
-                if filled:
-                    pipeline.submit(buf, filled)
-                    total += filled
+                if filled > start:
+                    pipeline.submit(buf, start, filled - start)
+                    total += filled - start
                     if progress is not None:
-                        progress(filled)
+                        progress(filled - start)
                 else:
-                    pipeline.free.put(buf)
+                    pipeline.free.put((buf, False))
+            start = 0
             if not done and stop is not None and stop(total):
                 break
     finally:

@@ -54,6 +54,7 @@ ENV: Mapping[str, tuple[str, ...]] = {
     "connections": ("OMNIHUB_CONNECTIONS",),
     "parallel_min_size": ("OMNIHUB_PARALLEL_MIN_SIZE",),
     "splice": ("OMNIHUB_SPLICE",),
+    "direct_io": ("OMNIHUB_DIRECT_IO",),
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -83,7 +84,9 @@ class Config(Value):
     the number of extra attempts after the first on a transient failure. Files of at least
     ``parallel_min_size`` bytes from servers that accept ranges are fetched over
     ``connections`` connections at once (1: always one stream). ``splice=False`` turns off the
-    Linux zero-copy receive of plain-HTTP single streams (:mod:`omnihub._splice`).
+    Linux zero-copy receive of plain-HTTP single streams (:mod:`omnihub._splice`);
+    ``direct_io=False`` keeps large single streams in the page cache instead of writing them
+    with ``O_DIRECT`` (:mod:`omnihub._direct`).
     ``sources`` says where each setting came from (for ``omnihub doctor``); it takes no part
     in equality. The repr hides the Hugging Face token and any credentials in the URLs.
     """
@@ -105,6 +108,7 @@ class Config(Value):
         "connections",
         "parallel_min_size",
         "splice",
+        "direct_io",
         "sources",
     )
     _repr_hidden = frozenset({"hf_token", "sources"})
@@ -126,6 +130,7 @@ class Config(Value):
     connections: int
     parallel_min_size: int
     splice: bool
+    direct_io: bool
     sources: Mapping[str, str]
 
     def __init__(
@@ -147,6 +152,7 @@ class Config(Value):
         connections: int = 8,
         parallel_min_size: int = 64 << 20,
         splice: bool = True,
+        direct_io: bool = True,
         sources: Mapping[str, str] = _NO_SOURCES,
     ) -> None:
         sources = dict(sources)
@@ -178,6 +184,7 @@ _DEFAULTS: dict[str, object] = {
     "connections": 8,
     "parallel_min_size": 64 << 20,
     "splice": True,
+    "direct_io": True,
 }
 
 
@@ -223,7 +230,7 @@ def _convert(field: str, name: str, raw: object) -> object:
         return Path(raw).expanduser()
     if field == "urls":
         return _split_urls(name, raw)
-    if field in {"offline", "disable_progress", "allow_http", "splice"}:
+    if field in {"offline", "disable_progress", "allow_http", "splice", "direct_io"}:
         return _parse_bool(name, raw)
     if field in {"retries", "connections", "parallel_min_size"}:
         value = int(_parse_number(name, raw, int))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from omnihub import _direct
 from omnihub._http import (
     _DENIED,
     _NOT_FOUND,
@@ -219,6 +220,7 @@ def _attempt(
                         progress=bar.update,
                         stop=switch.decide if switch is not None else None,
                         splice=config.splice,
+                        direct_io=config.direct_io,
                     )
                 except WriteFailed as exc:
                     raise _write_error(partial, exc.error) from None
@@ -281,12 +283,21 @@ def _receive(
     progress: Callable[[int], object],
     stop: Callable[[int], bool] | None,
     splice: bool,
+    direct_io: bool,
 ) -> int:
-    """Copy the body into ``fd`` after ``offset``: spliced on Linux when possible, else pumped.
+    """Copy the body into ``fd`` after ``offset``; the first path that applies, in order:
 
-    ``left`` is the plain (identity-encoded) body length, None when it is unknown or
-    encoded -- then only the pump applies. See :mod:`omnihub._splice` for the fast path.
+    direct writes for large bodies on Linux (:mod:`omnihub._direct`), then the zero-copy
+    splice of plain HTTP (:mod:`omnihub._splice`), then the pump. ``left`` is the plain
+    (identity-encoded) body length, None when it is unknown or encoded -- then only the
+    pump applies.
     """
+    if direct_io and left is not None and left >= _direct.MIN_SIZE:
+        moved = _direct.direct_body(
+            readinto, fd, offset=offset, hasher=hasher, progress=progress, stop=stop
+        )
+        if moved is not None:
+            return moved
     http_response = getattr(response.raw, "_fp", None)
     sock = splice_target(http_response, left) if splice and left is not None else None
     if sock is not None and left is not None:
