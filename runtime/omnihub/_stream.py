@@ -178,7 +178,7 @@ def pump(
 
     ``readinto(view)`` returns how many bytes it put into ``view`` (0 at the end);
     ``write(view)`` may write less than asked (it is called again for the rest).
-    ``stop(total)``, asked after each full buffer, ends the copy early when it returns True
+    ``stop(total)``, asked after every read, ends the copy early when it returns True
     (everything read so far is written and hashed; the source is left where it is).
 
     The rest serves writers with constraints (:mod:`omnihub._direct`): ``allocate(size)``
@@ -216,6 +216,9 @@ def pump(
                         done = True
                         break
                     filled += n
+                    if stop is not None and stop(total + filled - start):
+                        done = True  # the buffer so far is written and hashed below
+                        break
             finally:
                 view.release()
                 if filled > start:
@@ -226,8 +229,6 @@ def pump(
                 else:
                     pipeline.free.put((buf, False))
             start = 0
-            if not done and stop is not None and stop(total):
-                break
     finally:
         pipeline.close()
     if pipeline.error is not None:

@@ -141,3 +141,30 @@ def test_flusher_reports_a_background_writeback_error(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="Input/output error"):
         flusher.finish()
     os.close(fd)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=20),
+    st.integers(min_value=1, max_value=5000),
+)
+def test_stop_is_asked_after_every_read_and_keeps_exactly_what_was_read(
+    pieces: list[int], threshold: int
+) -> None:
+    data = bytes(range(256)) * 20
+    source = _Source(data, pieces)
+    sink = io.BytesIO()
+    hasher = hashlib.sha256()
+    asked: list[int] = []
+
+    def stop(total: int) -> bool:
+        asked.append(total)
+        return total >= threshold
+
+    total = pump(source.readinto, sink.write, hasher, chunk_size=4096, buffers=2, stop=stop)
+    assert total == source.pos  # the source is left right after the last byte taken
+    assert sink.getvalue() == data[:total]
+    assert hasher.hexdigest() == hashlib.sha256(data[:total]).hexdigest()
+    assert asked == sorted(set(asked))  # once per read, growing
+    assert total >= min(threshold, len(data))
+    assert all(t < threshold for t in asked[:-1])
