@@ -56,13 +56,19 @@ def test_environment_beats_default_and_argument_beats_environment(
     assert cfg.sources["offline"] == "argument"
 
 
-def test_splice_is_a_setting_like_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert resolve().splice is True
-    monkeypatch.setenv("OMNIHUB_SPLICE", "0")
+@pytest.mark.parametrize(("field", "variable"), [("splice", "OMNIHUB_SPLICE"), ("direct_io", "OMNIHUB_DIRECT_IO")])
+def test_write_paths_are_settings_like_the_others(
+    monkeypatch: pytest.MonkeyPatch, field: str, variable: str
+) -> None:
+    assert getattr(resolve(), field) is True
+    monkeypatch.setenv(variable, "0")
     cfg = resolve()
-    assert cfg.splice is False
-    assert cfg.sources["splice"] == "environment (OMNIHUB_SPLICE)"
-    assert resolve(splice=True).splice is True
+    assert getattr(cfg, field) is False
+    assert cfg.sources[field] == f"environment ({variable})"
+    assert getattr(resolve(**{field: True}), field) is True
+    monkeypatch.setenv(variable, "sometimes")
+    with pytest.raises(ConfigurationError, match=variable):
+        resolve()
 
 
 def test_home_expands_user(monkeypatch: pytest.MonkeyPatch) -> None:
