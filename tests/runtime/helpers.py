@@ -150,3 +150,27 @@ def isolated_env(home: Path, server: FaultServer, monkeypatch: pytest.MonkeyPatc
     }.items():
         monkeypatch.setenv(name, value)
     return Env(home=home, server=server, base=server.url + "/zoo")
+
+
+def fetch_under_file_size_limit(model_json: str, limit: int, *, setup: str = "") -> dict[str, Any]:
+    """``fetch`` the one model of ``model_json`` in a child whose files may not pass ``limit``.
+
+    ``RLIMIT_FSIZE`` makes the kernel refuse writes past ``limit`` (EFBIG, "File too
+    large"): a real full-disk-like failure. ``setup`` runs first (e.g. module tuning).
+    Returns ``{"error": class name, "message": text}`` of the DownloadError raised.
+    """
+    code = f"""
+import json, resource, signal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+{setup}
+from omnihub.catalog import catalog_from_json
+from omnihub.hub import fetch
+from omnihub.errors import DownloadError
+(model,) = catalog_from_json({model_json!r}).models
+try:
+    fetch(model)
+except DownloadError as exc:
+    print(json.dumps({{"error": type(exc).__name__, "message": str(exc)}}))
+"""
+    return run_python(code)

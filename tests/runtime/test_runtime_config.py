@@ -56,7 +56,9 @@ def test_environment_beats_default_and_argument_beats_environment(
     assert cfg.sources["offline"] == "argument"
 
 
-@pytest.mark.parametrize(("field", "variable"), [("splice", "OMNIHUB_SPLICE"), ("direct_io", "OMNIHUB_DIRECT_IO")])
+@pytest.mark.parametrize(
+    ("field", "variable"), [("splice", "OMNIHUB_SPLICE"), ("direct_io", "OMNIHUB_DIRECT_IO")]
+)
 def test_write_paths_are_settings_like_the_others(
     monkeypatch: pytest.MonkeyPatch, field: str, variable: str
 ) -> None:

@@ -27,7 +27,7 @@ from omnihub._stream import pump
 from omnihub.hub import fetch
 
 from tests.runtime.fault_server import Fault
-from tests.runtime.helpers import Env, entry, payload
+from tests.runtime.helpers import Env, entry, entry_json, fetch_under_file_size_limit, payload
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not hasattr(os, "O_DIRECT"), reason="Linux O_DIRECT"
@@ -289,27 +289,10 @@ def test_a_truncated_direct_transfer_resumes_at_an_unaligned_byte(
 
 
 def test_a_disk_refusing_direct_writes_ends_as_a_write_error(env: Env) -> None:
-    from tests.runtime.helpers import entry_json, run_python
-
     data = payload(3_000_000, seed=8)
     env.publish("model.fb", data)
-    code = f"""
-import json, resource, signal
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
-import omnihub._direct
-omnihub._direct.MIN_SIZE = 100_000
-omnihub._direct.CHUNK = 64 * 1024
-from omnihub.catalog import catalog_from_json
-from omnihub.hub import fetch
-from omnihub.errors import DownloadError
-(model,) = catalog_from_json({entry_json(entry(data=data))!r}).models
-try:
-    fetch(model)
-except DownloadError as exc:
-    print(json.dumps({{"error": type(exc).__name__, "message": str(exc)}}))
-"""
-    result = run_python(code)
+    setup = "import omnihub._direct as d; d.MIN_SIZE = 100_000; d.CHUNK = 64 * 1024"
+    result = fetch_under_file_size_limit(entry_json(entry(data=data)), 1_000_000, setup=setup)
     assert result["error"] == "WriteError"
     assert "File too large" in result["message"]
     assert sorted(p.name for p in (env.home / "samediff").iterdir()) == ["model.fb.lock"]

@@ -335,24 +335,11 @@ def test_partial_file_is_never_at_final_path_while_downloading(env: Env) -> None
 
 
 def test_disk_write_failure_is_clear_and_leaves_nothing(env: Env) -> None:
-    from tests.runtime.helpers import entry_json, run_python
+    from tests.runtime.helpers import entry_json, fetch_under_file_size_limit
 
     data = payload(SIZE)
     env.publish("model.fb", data)
-    code = f"""
-import json, resource, signal, sys
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
-from omnihub.catalog import catalog_from_json
-from omnihub.hub import fetch
-from omnihub.errors import DownloadError
-(model,) = catalog_from_json({entry_json(entry(data=data))!r}).models
-try:
-    fetch(model)
-except DownloadError as exc:
-    print(json.dumps({{"error": type(exc).__name__, "message": str(exc)}}))
-"""
-    result = run_python(code)
+    result = fetch_under_file_size_limit(entry_json(entry(data=data)), 1_000_000)
     assert result["error"] == "WriteError"
     assert "model.fb.incomplete" in result["message"]
     assert "File too large" in result["message"]
