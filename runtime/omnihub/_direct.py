@@ -52,6 +52,10 @@ ALIGN = 4096
 CHUNK = 4 << 20
 #: Buffers in flight (the process's memory grows by ``CHUNK x BUFFERS``).
 BUFFERS = 6
+#: Most bytes one read is asked for: http.client fills what it is given before returning, so
+#: this bounds how long a read blocks on a slow link (12 ms at 20 MB/s), which is how often
+#: the switch to parallel ranges and the progress bar get their turn.
+READ_SIZE = 256 << 10
 #: Bodies smaller than this keep the page cache (nothing to gain from threads and mmaps).
 MIN_SIZE = 32 << 20
 #: Seconds the receiver may wait on the writing stage (if also half the time so far) before
@@ -184,6 +188,7 @@ def direct_body(
             allocate=_anonymous_map,
             skew=offset % ALIGN,
             on_write_stall=writer.congested,
+            read_size=READ_SIZE,
         )
     finally:
         os.close(plain)

@@ -173,6 +173,7 @@ def pump(
     allocate: Callable[[int], Any] = bytearray,
     skew: int = 0,
     on_write_stall: Callable[[float], object] | None = None,
+    read_size: int | None = None,
 ) -> int:
     """Move everything ``readinto`` yields to ``write``, updating ``hasher``; return the bytes.
 
@@ -180,6 +181,9 @@ def pump(
     ``write(view)`` may write less than asked (it is called again for the rest).
     ``stop(total)``, asked after every read, ends the copy early when it returns True
     (everything read so far is written and hashed; the source is left where it is).
+    ``read_size`` caps what one ``readinto`` is asked for (default: a whole buffer). It
+    matters for sources that fill the view before they return, as http.client's does: on a
+    slow link a large buffer would delay ``stop`` and progress by seconds.
 
     The rest serves writers with constraints (:mod:`omnihub._direct`): ``allocate(size)``
     makes each buffer (``bytearray``; an anonymous ``mmap`` is page-aligned),
@@ -195,6 +199,7 @@ def pump(
     )
     total = 0
     start = skew % chunk_size
+    step = chunk_size if read_size is None else max(read_size, 1)
     try:
         done = False
         while not done:
@@ -211,7 +216,7 @@ def pump(
             filled = start
             try:
                 while filled < chunk_size:
-                    n = readinto(view[filled:])
+                    n = readinto(view[filled : filled + step])
                     if not n:
                         done = True
                         break

@@ -168,3 +168,26 @@ def test_stop_is_asked_after_every_read_and_keeps_exactly_what_was_read(
     assert asked == sorted(set(asked))  # once per read, growing
     assert total >= min(threshold, len(data))
     assert all(t < threshold for t in asked[:-1])
+
+
+def test_read_size_caps_every_read() -> None:
+    asked: list[int] = []
+    data = bytes(range(256)) * 100
+
+    class Filling:
+        """Fills whatever it is given before returning, as http.client's readinto does."""
+
+        pos = 0
+
+        def readinto(self, view: memoryview) -> int:
+            asked.append(len(view))
+            n = min(len(view), len(data) - self.pos)
+            view[:n] = data[self.pos : self.pos + n]
+            self.pos += n
+            return n
+
+    sink = io.BytesIO()
+    total = pump(Filling().readinto, sink.write, hashlib.sha256(), chunk_size=8192, read_size=1000)
+    assert total == len(data)
+    assert sink.getvalue() == data
+    assert max(asked) == 1000
