@@ -98,7 +98,8 @@ class DirectWriter:
 
     Called in file order by one thread. ``direct`` turns False for good when the
     filesystem refuses a direct write or the receiver waited too long on it (see
-    :meth:`congested`); ``reason`` then says why (for the log).
+    :meth:`congested`); ``reason`` then says why (for the log). ``stalled`` is the seconds
+    the receiver has waited on this writer since ``started`` (``time.monotonic()``).
     """
 
     def __init__(self, plain: int, direct: int, position: int) -> None:
@@ -107,8 +108,8 @@ class DirectWriter:
         self.position = position
         self.direct = True
         self.reason = ""
-        self._stalled = 0.0
-        self._started = time.monotonic()
+        self.stalled = 0.0
+        self.started = time.monotonic()
 
     def __call__(self, view: memoryview) -> int:
         start = self.position
@@ -141,11 +142,11 @@ class DirectWriter:
         Direct writes end once the waits total :data:`STALL_SECONDS` and half the time since
         this writer was made.
         """
-        self._stalled += seconds
-        elapsed = time.monotonic() - self._started
-        if self.direct and self._stalled >= max(STALL_SECONDS, elapsed / 2):
+        self.stalled += seconds
+        elapsed = time.monotonic() - self.started
+        if self.direct and self.stalled >= max(STALL_SECONDS, elapsed / 2):
             self._stop(
-                f"the disk is slower than the network ({self._stalled:.1f} s of "
+                f"the disk is slower than the network ({self.stalled:.1f} s of "
                 f"{elapsed:.1f} s waiting for it)"
             )
 
@@ -176,7 +177,7 @@ def direct_body(
     plain, direct = fds
     writer = DirectWriter(plain, direct, offset)
     try:
-        return pump(
+        moved = pump(
             readinto,
             writer,
             hasher,
@@ -193,6 +194,14 @@ def direct_body(
     finally:
         os.close(plain)
         os.close(direct)
+    logger.debug(
+        "%d bytes in %.2f s, %.2f s of it waiting for the disk; direct writes %s",
+        moved,
+        time.monotonic() - writer.started,
+        writer.stalled,
+        "on to the end" if writer.direct else f"off: {writer.reason}",
+    )
+    return moved
 
 
 def _anonymous_map(size: int) -> mmap.mmap:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import mmap
 import os
 import sys
@@ -251,15 +252,20 @@ def _watch(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_fetch_writes_large_files_directly_unless_turned_off(
-    env: Env, monkeypatch: pytest.MonkeyPatch, enabled: bool
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, enabled: bool
 ) -> None:
     calls = _watch(monkeypatch)
     if not enabled:
         monkeypatch.setenv("OMNIHUB_DIRECT_IO", "0")
     data = payload(3_000_000, seed=5)
     env.publish("model.fb", data)
-    assert fetch(entry(data=data)).read_bytes() == data
+    with caplog.at_level(logging.DEBUG, logger="omnihub"):
+        assert fetch(entry(data=data)).read_bytes() == data
     assert calls == ([len(data)] if enabled else [])
+    said = [r.getMessage() for r in caplog.records if "waiting for the disk" in r.getMessage()]
+    assert len(said) == (1 if enabled else 0)
+    assert all(m.startswith(f"{len(data)} bytes in ") for m in said)
+    assert all(m.endswith("direct writes on to the end") for m in said)
 
 
 def test_fetch_keeps_small_files_in_the_page_cache(
