@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from omnihub._durable import wait_settled
 from omnihub.cache import read_record, verify
 from omnihub.errors import OfflineError, OmnihubError
 from omnihub.hub import fetch
@@ -337,6 +338,7 @@ def test_read_only_mounted_home(env: Env) -> None:
     fetch(corrupt)
     bad_path = env.home / "samediff" / "bad.fb"
     bad_path.write_bytes(b"X" + bad[1:])
+    wait_settled()  # the records' background rewrite (omnihub._durable) is over
     before = {p: p.read_bytes() for p in env.home.rglob("*") if p.is_file()}
     home = shlex.quote(str(env.home))
     setup = f"mount --bind {home} {home}\nmount -o remount,bind,ro {home}"
