@@ -24,7 +24,6 @@ This module decides which (:func:`deferred`), and does the background part (:fun
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 # Not ``from typing import TYPE_CHECKING``: :func:`boot_id` is on the cache-hit path.
@@ -118,7 +117,7 @@ def _settle(path: Path, record: Record, label: str) -> None:
     import logging
 
     from omnihub._value import evolve
-    from omnihub.cache import read_record, record_path, write_record
+    from omnihub.cache import read_record, write_record
     from omnihub.locking import try_target_lock
 
     logger = logging.getLogger("omnihub")
@@ -129,12 +128,14 @@ def _settle(path: Path, record: Record, label: str) -> None:
         except FileNotFoundError:
             return  # removed meanwhile (cache rm): nothing to make durable
         except OSError as exc:
-            # The data may never reach the disk: drop the record so that the next use
-            # rehashes the file instead of trusting it.
-            with contextlib.suppress(OSError):
-                os.unlink(record_path(path))
             logger.warning(
-                "%s: could not make %s durable (%s); it will be rehashed", label, path, exc
+                "%s: could not make %s durable (%s); %s",
+                label,
+                path,
+                exc,
+                "the next use downloads it again"
+                if _mark_lost(path, record, label)
+                else "a newer download has replaced it",
             )
             return
         with try_target_lock(path) as free:
@@ -147,3 +148,22 @@ def _settle(path: Path, record: Record, label: str) -> None:
         return  # removed meanwhile (cache rm, a temporary home): nothing left to mark
     except Exception:  # a background thread must not die with a traceback on stderr
         logger.warning("%s: could not mark %s durable", label, path, exc_info=True)
+
+
+def _mark_lost(path: Path, record: Record, label: str) -> bool:
+    """Mark ``path``'s record lost after the disk failed to keep its data (see
+    :func:`omnihub.cache.mark_lost`); False when a newer download has replaced the file
+    meanwhile. Waits for the file's lock, so that no download publishing it at the same
+    moment is disturbed.
+    """
+    from omnihub.cache import mark_lost, read_record
+    from omnihub.locking import target_lock
+
+    with target_lock(path, label=label):
+        if read_record(path) != record:
+            return False
+        st = os.stat(path)
+        if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
+            return False
+        mark_lost(path, record)
+    return True

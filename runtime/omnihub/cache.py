@@ -32,8 +32,10 @@ __all__ = [
     "Record",
     "Verification",
     "atomic_write_text",
+    "forget",
     "hash_file",
     "is_fresh",
+    "mark_lost",
     "prune",
     "quarantine",
     "read_record",
@@ -57,16 +59,19 @@ class Record(Value):
     ``origin`` is ``"declared"`` when ``sha256`` came from the catalogue, ``"first-use"``
     when it is the hash of the first download (trust on first use). ``boot_id`` is set while
     the file may not be on disk yet (published before its fsync finished): such a record is
-    trusted only during that boot (see :mod:`omnihub._durable`).
+    trusted only during that boot (see :mod:`omnihub._durable`). ``lost`` is set when an
+    fsync of the file reported that the disk did not keep its data (see :func:`mark_lost`):
+    the record then vouches for nothing and the next use downloads the file again.
     """
 
-    __slots__ = ("size", "mtime_ns", "sha256", "origin", "url", "boot_id")
+    __slots__ = ("size", "mtime_ns", "sha256", "origin", "url", "boot_id", "lost")
     size: int
     mtime_ns: int
     sha256: str
     origin: str
     url: str | None
     boot_id: str | None
+    lost: bool
 
     def __init__(  # noqa: PLR0917 -- positional like the attrs class it replaced
         self,
@@ -76,6 +81,7 @@ class Record(Value):
         origin: str = "declared",
         url: str | None = None,
         boot_id: str | None = None,
+        lost: bool = False,
     ) -> None:
         store(self, locals())
 
@@ -97,6 +103,7 @@ def read_record(path: Path) -> Record | None:
             origin=str(data.get("origin", "declared")),
             url=data.get("url"),
             boot_id=data.get("boot_id"),
+            lost=data.get("lost", False) is not False,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -132,11 +139,47 @@ def write_durable_record(path: Path, record: Record) -> None:
     """fsync ``path``, then write ``record`` without a boot id: it claims the data is on disk.
 
     Used wherever a file was just verified by rehashing it (cheap to sync if already clean).
+    When the fsync fails the record is written marked lost instead (:func:`mark_lost`) and
+    :class:`~omnihub.download.WriteError` is raised.
     """
     from omnihub._durable import sync_file
 
-    sync_file(path)
+    try:
+        sync_file(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        from omnihub._partial import WriteError
+
+        with contextlib.suppress(OSError):
+            mark_lost(path, record)
+        raise WriteError(
+            f"{path}: the disk failed to keep its data (fsync: {exc.strerror or exc}); "
+            "it will be downloaded again"
+        ) from exc
     write_record(path, evolve(record, boot_id=None))
+
+
+def mark_lost(path: Path, record: Record) -> None:
+    """Record that an fsync of ``path`` failed: its data may not be on the disk.
+
+    Dropping the record instead would not do. Linux reports a write-back error to one fsync
+    and then marks the pages clean, so the page cache goes on serving bytes the disk does not
+    have: a rehash would find them good and vouch for them, and the next fsync would succeed.
+    A lost record fails the hit test and makes the next use download the file again, while
+    a caller that was just handed the path can still read it (unlinking it now could pull
+    it from under a loader about to open it).
+    """
+    write_record(path, evolve(record, boot_id=None, lost=True))
+
+
+def forget(path: Path) -> None:
+    """Remove ``path``, then its record (a record without its file is a plain miss)."""
+    try:
+        os.unlink(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(record_path(path))
 
 
 def touch_record(path: Path) -> None:
@@ -149,7 +192,8 @@ def is_fresh(path: Path, sha256: str | None, size: int | None) -> bool:
     """The cheap hit test: file and record agree on size and mtime, and with the catalogue.
 
     One ``stat`` and one small read; no hashing, no network, no heavy import. A record written
-    before its file was known to be on disk counts only during the boot that wrote it.
+    before its file was known to be on disk counts only during the boot that wrote it; one
+    marked lost (:func:`mark_lost`) never counts.
     """
     try:
         st = os.stat(path)
@@ -157,7 +201,7 @@ def is_fresh(path: Path, sha256: str | None, size: int | None) -> bool:
             data = json.loads(fh.read())
     except (OSError, ValueError):
         return False
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or data.get("lost", False) is not False:
         return False
     written_in = data.get("boot_id")
     if written_in is not None:
@@ -200,7 +244,8 @@ class CachedFile(Value):
     """One model file in the cache, as :func:`scan` found it.
 
     ``state``: ``"ok"`` (record matches size and mtime), ``"unrecorded"`` (no record yet,
-    e.g. written by DL4J), ``"changed"`` (size or mtime differ from the record).
+    e.g. written by DL4J), ``"changed"`` (size or mtime differ from the record), ``"lost"``
+    (an fsync of it failed: the next use downloads it again; see :func:`mark_lost`).
     """
 
     __slots__ = ("path", "framework", "file", "size", "sha256", "state", "last_used")
@@ -272,7 +317,7 @@ def _describe(path: Path, framework: str, file: str) -> CachedFile:
         last_used = max(record_path(path).stat().st_mtime, st.st_mtime)
     except OSError:
         last_used = st.st_mtime
-    state = "ok" if fresh else "changed"
+    state = "lost" if record.lost else "ok" if fresh else "changed"
     return CachedFile(path, framework, file, st.st_size, record.sha256, state, last_used)
 
 
@@ -314,9 +359,10 @@ def verify(
     """Rehash cached files fully and compare with their records.
 
     A file without a record gets one (trust on first use). With ``repair=True`` a file
-    whose content no longer matches is moved aside (``<file>.corrupt``), so the next use
-    downloads it again.
+    whose content no longer matches is moved aside (``<file>.corrupt``) and one the disk
+    failed to keep (:func:`mark_lost`) is removed, so the next use downloads it again.
     """
+    from omnihub._partial import WriteError
     from omnihub.locking import try_target_lock
 
     results = []
@@ -328,27 +374,39 @@ def verify(
             try:
                 st = cached.path.stat()
                 write_durable_record(cached.path, Record(size, st.st_mtime_ns, digest, "first-use"))
+            except WriteError as exc:
+                results.append(Verification(cached, False, digest, str(exc)))
+                continue
             except OSError as exc:
                 message = f"no record, and cannot write one: {exc.strerror or exc}"
             results.append(Verification(cached, True, digest, message))
             continue
-        if digest == record.sha256:
+        if digest == record.sha256 and not record.lost:
             st = cached.path.stat()
             stale = (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns)
             if stale or record.boot_id is not None:
-                write_durable_record(
-                    cached.path, evolve(record, size=size, mtime_ns=st.st_mtime_ns)
-                )
+                try:
+                    write_durable_record(
+                        cached.path, evolve(record, size=size, mtime_ns=st.st_mtime_ns)
+                    )
+                except WriteError as exc:
+                    results.append(Verification(cached, False, digest, str(exc)))
+                    continue
             results.append(Verification(cached, True, digest, "sha256 matches"))
             continue
-        message = f"sha256 {digest}, expected {record.sha256}"
+        if record.lost:
+            message = "the disk failed to keep it (an fsync reported a write-back error)"
+        else:
+            message = f"sha256 {digest}, expected {record.sha256}"
         if repair:
             with try_target_lock(cached.path) as locked:
-                if locked:
-                    aside = quarantine(cached.path)
-                    message += f"; moved aside to {aside}"
-                else:
+                if not locked:
                     message += "; busy (being downloaded), left in place"
+                elif record.lost:
+                    forget(cached.path)
+                    message += "; removed"
+                else:
+                    message += f"; moved aside to {quarantine(cached.path)}"
         results.append(Verification(cached, False, digest, message))
     return results
 

@@ -83,7 +83,14 @@ def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool
     Rehashes it. A good file gets a fresh record (if ``writable``); a bad one is moved aside
     to ``<file>.corrupt`` with a warning (if ``writable``) so the caller fetches it again.
     """
-    from omnihub.cache import Record, hash_file, quarantine, read_record, write_durable_record
+    from omnihub.cache import (
+        Record,
+        forget,
+        hash_file,
+        quarantine,
+        read_record,
+        write_durable_record,
+    )
 
     try:
         st = os.stat(path)
@@ -99,6 +106,17 @@ def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool
     if is_fresh(path, entry.sha256, entry.size):
         return True
     record = read_record(path)
+    if record is not None and record.lost:
+        # An fsync of it failed: a rehash would read the page cache, not the disk.
+        if writable:
+            forget(path)
+            _logger().warning(
+                "%s: the disk failed to keep %s (an fsync reported a write-back error); "
+                "removed it and fetching it again",
+                label,
+                path,
+            )
+        return False
     digest, size = hash_file(path)
     expected = entry.sha256.lower() if entry.sha256 else (record.sha256 if record else None)
     problem = None
@@ -108,9 +126,15 @@ def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool
         problem = f"sha256 {digest}, expected {expected}"
     if problem is None:
         if writable:
+            from omnihub._partial import WriteError
+
             origin = "declared" if entry.sha256 else "first-use"
             url = record.url if record else None
-            write_durable_record(path, Record(size, st.st_mtime_ns, digest, origin, url))
+            try:
+                write_durable_record(path, Record(size, st.st_mtime_ns, digest, origin, url))
+            except WriteError as exc:  # the disk lost it: marked so, and fetched again
+                _logger().warning("%s: %s", label, exc)
+                return False
         return True
     if not writable:
         return False

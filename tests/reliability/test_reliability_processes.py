@@ -9,12 +9,14 @@ import json
 import os
 import random
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from omnihub._durable import wait_settled
@@ -355,6 +357,140 @@ def test_read_only_mounted_home(env: Env) -> None:
     assert len(env.server.requests_for("/zoo/samediff/bad.fb")) == 1  # the set-up download
 
 
+# -- a disk that loses writes (a real write-back failure on a loop device) -----------------------
+
+_KEEP_WARNINGS = """
+import hashlib, json, logging, os
+from omnihub._durable import wait_settled
+from omnihub.cache import read_record
+from omnihub.catalog import catalog_from_json
+from omnihub.hub import fetch
+warnings = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        warnings.append(record.getMessage())
+logging.getLogger("omnihub").addHandler(Keep(logging.WARNING))
+out = {"warnings": warnings}
+"""
+
+
+def _on_a_failing_disk(env: Env, code: str) -> dict[str, Any]:
+    """Run ``code`` (after :data:`_KEEP_WARNINGS`; it prints ``out``) with the home on a disk
+    that loses writes: an ext4 image on a loop device whose backing file lives on a 3 MiB
+    tmpfs, so write-back of more than that fails for real when the pages are flushed."""
+    if shutil.which("mkfs.ext4") is None:
+        pytest.skip("needs mkfs.ext4 (e2fsprogs) to build the failing disk")
+    env.home.mkdir(parents=True, exist_ok=True)
+    backing = shlex.quote(str(env.home.parent / "backing"))
+    home = shlex.quote(str(env.home))
+    setup = (
+        f"mkdir -p {backing}\n"
+        f"mount -t tmpfs -o size=3m omnihub-backing {backing}\n"
+        f"truncate -s 64M {backing}/disk.img\n"
+        f"mkfs.ext4 -q -F -O ^has_journal {backing}/disk.img\n"
+        f"mount -o loop {backing}/disk.img {home}"
+    )
+    return run_in_mount_namespace(setup, _KEEP_WARNINGS + code, env={"OMNIHUB_HOME": str(env.home)})
+
+
+def _listing(folder: str) -> str:
+    """Child code: ``out[<key>] = [[name, lost?] ...]`` for the files in ``folder``."""
+    return (
+        "def listing():\n"
+        f"    names = sorted(os.listdir({folder!r}))\n"
+        "    record = read_record(Path(folder, 'model.fb'))\n"
+        "    return names, None if record is None else record.lost\n"
+    )
+
+
+def test_a_file_the_disk_fails_to_keep_is_marked_lost_and_downloaded_again(env: Env) -> None:
+    """The background fsync fails for real. Linux reports a write-back error to one fsync and
+    then marks the pages clean, so the page cache keeps serving good bytes the disk does not
+    have: a rehash would vouch for them. The record must say so (``lost``), the failure is
+    logged, and the next call removes the file and downloads it again.
+    """
+    data = payload(6_000_000, seed=73)
+    env.publish(FILE, data)
+    folder = str(env.home / "samediff")
+    code = (
+        "from pathlib import Path\n"
+        f"folder = {folder!r}\n"
+        + _listing(folder)
+        + f"(model,) = catalog_from_json({entry_json(entry(data=data))!r}).models\n"
+        "for turn in ('first', 'again'):\n"
+        "    path = fetch(model)\n"
+        "    out[turn] = hashlib.sha256(path.read_bytes()).hexdigest()\n"
+        "    wait_settled()\n"
+        "    out[turn + ' left'] = listing()\n"
+        "print(json.dumps(out))\n"
+    )
+    result = _on_a_failing_disk(env, code)
+    left = [[FILE, FILE + ".lock", FILE + ".omnihub.json"], True]
+    for turn in ("first", "again"):
+        assert result[turn] == sha256(data)  # what the caller got was verified
+        assert result[turn + " left"] == left  # still readable, but marked lost
+    path = str(env.home / "samediff" / FILE)
+    warnings = result["warnings"]
+    prefix = f"testpkg.m_model: could not make {path} durable"
+    settled = [w for w in warnings if w.startswith(prefix)]
+    assert len(settled) == 2, warnings
+    assert all(w.endswith("; the next use downloads it again") for w in settled)
+    refetched = [w for w in warnings if "removed it and fetching it again" in w]
+    assert len(refetched) == 1, warnings
+    assert path in refetched[0]
+    assert len(env.server.requests_for("/zoo/samediff/" + FILE)) == 2
+
+
+def test_a_rehashed_file_the_disk_failed_to_keep_is_not_vouched_for(env: Env) -> None:
+    """Files put in the cache by someone else (no record: DL4J, a copy) whose write-back
+    failed before omnihub first looks at them: the rehash finds the page cache's good bytes,
+    and the fsync that would make its record true reports the loss. ``verify`` reports it as
+    bad and marks it lost (``repair`` removes it); ``fetch`` downloads it again.
+    """
+    data = payload(6_000_000, seed=74)
+    env.publish(FILE, data)
+    source = env.home.parent / "copied.fb"  # outside the failing disk
+    source.write_bytes(data)
+    folder = str(env.home / "samediff")
+    code = (
+        "from pathlib import Path\n"
+        "from omnihub.cache import verify\n"
+        f"folder = {folder!r}\n"
+        + _listing(folder)
+        + f"(model,) = catalog_from_json({entry_json(entry(data=data))!r}).models\n"
+        "os.makedirs(folder)\n"
+        "def place():\n"
+        f"    with open({str(source)!r}, 'rb') as src:\n"
+        "        Path(folder, 'model.fb').write_bytes(src.read())\n"
+        "place()\n"
+        "out['verify'] = [[v.ok, v.message] for v in verify()]\n"
+        "out['after verify'] = listing()\n"
+        "out['repair'] = [[v.ok, v.message] for v in verify(repair=True)]\n"
+        "out['after repair'] = listing()\n"
+        "place()\n"
+        "path = fetch(model)\n"
+        "out['fetched'] = hashlib.sha256(path.read_bytes()).hexdigest()\n"
+        "wait_settled()\n"
+        "print(json.dumps(out))\n"
+    )
+    result = _on_a_failing_disk(env, code)
+    path = str(env.home / "samediff" / FILE)
+    [[ok, message]] = result["verify"]
+    assert ok is False
+    assert message.startswith(f"{path}: the disk failed to keep its data (fsync: "), message
+    assert message.endswith("; it will be downloaded again"), message
+    assert result["after verify"] == [[FILE, FILE + ".omnihub.json"], True]
+    [[ok, message]] = result["repair"]
+    assert ok is False
+    assert message == ("the disk failed to keep it (an fsync reported a write-back error); removed")
+    assert result["after repair"] == [[FILE + ".lock"], None]
+    assert result["fetched"] == sha256(data)
+    rehashed = [w for w in result["warnings"] if "the disk failed to keep its data" in w]
+    assert len(rehashed) == 1, result["warnings"]
+    assert rehashed[0].startswith(f"testpkg.m_model: {path}: the disk failed to keep its data")
+    assert len(env.server.requests_for("/zoo/samediff/" + FILE)) == 1  # only after the loss
+
+
 # -- offline: zero sockets, checked in a fresh interpreter -----------------------------------------
 
 _TRAP_SOCKETS = """
@@ -486,6 +622,7 @@ def test_same_size_corruption_with_forged_mtime_is_caught_by_verify(env: Env) ->
     where = env.publish(FILE, data)
     model = entry(data=data)
     path = fetch(model)
+    wait_settled()  # the background record rewrite holds the file's lock for a moment
     _flip_keep_mtime(path)
     (result,) = verify(home=env.home, repair=True)
     assert not result.ok

@@ -7,14 +7,25 @@ and restarted would find beside a file whose pages may never have reached the di
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import threading
 from pathlib import Path
 
 import omnihub._durable as durable
 import pytest
 from omnihub._value import evolve
-from omnihub.cache import Record, is_fresh, read_record, record_path, verify, write_record
+from omnihub.cache import (
+    Record,
+    is_fresh,
+    mark_lost,
+    read_record,
+    record_path,
+    scan,
+    verify,
+    write_record,
+)
 from omnihub.hub import fetch
 
 from tests.runtime.helpers import Env, entry, entry_json, payload, run_python, sha256
@@ -127,3 +138,97 @@ def test_without_a_boot_id_the_file_is_fsynced_before_it_is_published(
     assert [t.name for t in started if t.name == "omnihub-settle"] == []
     record = json.loads(record_path(path).read_text())
     assert record["boot_id"] is None
+
+
+# -- a file the disk failed to keep (the real failure: tests/reliability, on a loop device) --------
+
+
+def test_a_lost_record_is_never_a_hit(env: Env) -> None:
+    data = payload(10_000, seed=5)
+    model = entry(data=data)
+    path, record, _ = _settled_download(env, data)
+    mark_lost(path, record)
+    marked = read_record(path)
+    assert marked == evolve(record, lost=True)
+    assert json.loads(record_path(path).read_text())["lost"] is True
+    assert not is_fresh(path, model.sha256, model.size)
+    assert [c.state for c in scan(env.home)] == ["lost"]
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, [], "false"])
+def test_a_record_with_any_other_lost_value_counts_as_lost(env: Env, value: object) -> None:
+    """Only an absent or literal ``false`` vouches (a hand-edited record errs on the safe side)."""
+    data = payload(10_000, seed=6)
+    model = entry(data=data)
+    path, _, _ = _settled_download(env, data)
+    fields = json.loads(record_path(path).read_text())
+    assert fields["lost"] is False
+    assert is_fresh(path, model.sha256, model.size)
+    record_path(path).write_text(json.dumps({**fields, "lost": value}))
+    assert not is_fresh(path, model.sha256, model.size)
+    parsed = read_record(path)
+    assert parsed is not None
+    assert parsed.lost is True
+
+
+def test_fetch_removes_a_lost_file_and_downloads_it_again(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Even though its bytes (still in the page cache) hash right: they vouch for nothing."""
+    data = payload(10_000, seed=7)
+    model = entry(data=data)
+    path, record, where = _settled_download(env, data)
+    mark_lost(path, record)
+    with caplog.at_level(logging.WARNING, logger="omnihub"):
+        assert fetch(model).read_bytes() == data
+    durable.wait_settled()
+    assert len(env.server.requests_for(where)) == 2
+    fresh = read_record(path)
+    assert fresh is not None
+    assert fresh.lost is False
+    assert any(
+        f"the disk failed to keep {path}" in m and "removed it and fetching it again" in m
+        for m in caplog.messages
+    ), caplog.messages
+    assert not path.with_name("model.fb.corrupt").exists()  # nothing to keep for forensics
+
+
+def test_verify_reports_a_lost_file_and_repair_removes_it(env: Env) -> None:
+    data = payload(10_000, seed=8)
+    path, record, _ = _settled_download(env, data)
+    mark_lost(path, record)
+    (result,) = verify(home=env.home)
+    assert not result.ok
+    assert result.sha256 == sha256(data)  # the bytes hash right, and still do not count
+    assert result.message == "the disk failed to keep it (an fsync reported a write-back error)"
+    assert path.exists()
+    (result,) = verify(home=env.home, repair=True)
+    assert not result.ok
+    assert result.message.endswith("; removed")
+    assert not path.exists()
+    assert not record_path(path).exists()
+
+
+def test_a_failed_background_fsync_leaves_a_newer_download_alone(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The settling thread of an older copy must not mark a replacement lost: the record it
+    would mark is no longer the one it published."""
+    data = payload(10_000, seed=9)
+    path, record, _ = _settled_download(env, data)
+    newer = evolve(record, sha256="0" * 64, boot_id=durable.boot_id())
+    write_record(path, newer)
+
+    def failing(_: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(durable, "sync_file", failing)
+    with caplog.at_level(logging.WARNING, logger="omnihub"):
+        durable.settle(path, record, label="m")
+        durable.wait_settled()
+    assert read_record(path) == newer
+    assert any(
+        m.startswith(f"m: could not make {path} durable")
+        and m.endswith("a newer download has replaced it")
+        for m in caplog.messages
+    ), caplog.messages
