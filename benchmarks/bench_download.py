@@ -454,11 +454,11 @@ def concurrency(nginx: Nginx, quick: bool, processes: int = 16) -> list[Result]:
     """download_16_processes: 16 gated callers of one generated function vs one caller.
 
     One untimed warm-up download; gated pairs (one caller, then 16; the order alternates
-    between pairs), 5 in full mode and 1 quick, medians compared; then one pair without the
+    between pairs), 5 in full mode and 3 quick, medians compared; then one pair without the
     gate (spawn to last exit, for the notes). Every storm is checked alike.
     """
     name = "download_16_processes" if processes == 16 else f"download_{processes}_processes"
-    mib, pairs = (256, 1) if quick else (1024, 5)
+    mib, pairs = (512, 3) if quick else (1024, 5)
     test = test_file(mib)
     base = nginx.url("full")
     work = scratch_dir("concurrency-")
