@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from omnihub.cache import mark_lost, read_record
 
 from .conftest import Zoo
 
@@ -198,3 +199,27 @@ def test_verify_named_but_not_cached(zoo: Zoo) -> None:
     assert repaired.returncode == 0, repaired.stdout
     assert "not cached; downloaded and verified" in repaired.stdout
     assert zoo.cached("delta").read_bytes() == zoo.contents["delta"]
+
+
+def test_a_file_the_disk_failed_to_keep_is_listed_lost_and_repaired(cached: Zoo) -> None:
+    """A record marked lost (an fsync of the file failed, see ``cache.mark_lost``)."""
+    path = cached.cached("gamma")
+    record = read_record(path)
+    assert record is not None
+    mark_lost(path, record)
+    items = json.loads(cached.cli.run("cache", "ls", "--json").stdout)
+    assert {i["name"]: i["state"] for i in items} == {
+        "zoo.alpha": "ok",
+        "zoo.beta": "ok",
+        "zoo.gamma": "lost",
+    }
+    result = cached.cli.run("verify", "gamma")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(
+        "repaired  zoo.gamma  the disk failed to keep it (an fsync reported a write-back error)"
+    )
+    assert "downloaded again and verified" in result.stdout
+    assert path.read_bytes() == cached.contents["gamma"]
+    again = read_record(path)
+    assert again is not None
+    assert again.lost is False
