@@ -172,10 +172,20 @@ def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool
                 f"{label}: force_download=True but offline mode is on (OMNIHUB_OFFLINE=1); "
                 f"the cached file would be {path}"
             )
+        from omnihub.cache import read_record
+
         existed = path.exists()
+        before = read_record(path) if existed else None
         if _check_existing(entry, path, label=label, writable=os.access(path.parent, os.W_OK)):
             return path
-        state = "is corrupt (moved aside)" if existed else "is not cached"
+        gone = existed and not path.exists()  # repaired: moved aside, or removed if lost
+        if not existed:
+            state = "is not cached"
+        elif before is not None and before.lost:
+            state = "was not kept by the disk (an fsync of it failed)"
+            state += " (removed)" if gone else ""
+        else:
+            state = "is corrupt (moved aside)" if gone else "is corrupt"
         raise OfflineError(
             f"{label} {state} and offline mode is on (OMNIHUB_OFFLINE=1); "
             f"expected a verified file at {path}"

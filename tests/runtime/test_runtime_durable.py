@@ -26,6 +26,7 @@ from omnihub.cache import (
     verify,
     write_record,
 )
+from omnihub.errors import OfflineError
 from omnihub.hub import fetch
 
 from tests.runtime.helpers import Env, entry, entry_json, payload, run_python, sha256
@@ -232,3 +233,21 @@ def test_a_failed_background_fsync_leaves_a_newer_download_alone(
         and m.endswith("a newer download has replaced it")
         for m in caplog.messages
     ), caplog.messages
+
+
+def test_offline_a_lost_file_is_an_offline_error_that_says_so(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(10_000, seed=10)
+    model = entry(data=data)
+    path, record, where = _settled_download(env, data)
+    mark_lost(path, record)
+    monkeypatch.setenv("OMNIHUB_OFFLINE", "1")
+    with pytest.raises(OfflineError) as info:
+        fetch(model)
+    assert str(info.value) == (
+        "testpkg.m_model was not kept by the disk (an fsync of it failed) (removed) and offline "
+        f"mode is on (OMNIHUB_OFFLINE=1); expected a verified file at {path}"
+    )
+    assert not path.exists()
+    assert len(env.server.requests_for(where)) == 1
