@@ -81,7 +81,9 @@ def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool
     """Validate a cached file the cheap test rejected; True if it is good.
 
     Rehashes it. A good file gets a fresh record (if ``writable``); a bad one is moved aside
-    to ``<file>.corrupt`` with a warning (if ``writable``) so the caller fetches it again.
+    to ``<file>.corrupt`` with a warning (if ``writable``) so the caller fetches it again. One
+    whose record is marked lost, or whose fsync fails now, is never good (see
+    :func:`omnihub.cache.mark_lost`): it is removed, or left marked lost, and fetched again.
     """
     from omnihub.cache import (
         Record,
@@ -179,9 +181,10 @@ def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool
         if _check_existing(entry, path, label=label, writable=os.access(path.parent, os.W_OK)):
             return path
         gone = existed and not path.exists()  # repaired: moved aside, or removed if lost
+        after = None if gone else read_record(path)
         if not existed:
             state = "is not cached"
-        elif before is not None and before.lost:
+        elif any(r is not None and r.lost for r in (before, after)):
             state = "was not kept by the disk (an fsync of it failed)"
             state += " (removed)" if gone else ""
         else:

@@ -468,6 +468,14 @@ def test_a_rehashed_file_the_disk_failed_to_keep_is_not_vouched_for(env: Env) ->
         "out['repair'] = [[v.ok, v.message] for v in verify(repair=True)]\n"
         "out['after repair'] = listing()\n"
         "place()\n"
+        "from omnihub.errors import OfflineError\n"
+        "os.environ['OMNIHUB_OFFLINE'] = '1'\n"
+        "try:\n"
+        "    fetch(model)\n"
+        "except OfflineError as exc:\n"
+        "    out['offline'] = str(exc)\n"
+        "out['after offline'] = listing()\n"
+        "del os.environ['OMNIHUB_OFFLINE']\n"
         "path = fetch(model)\n"
         "out['fetched'] = hashlib.sha256(path.read_bytes()).hexdigest()\n"
         "wait_settled()\n"
@@ -484,6 +492,11 @@ def test_a_rehashed_file_the_disk_failed_to_keep_is_not_vouched_for(env: Env) ->
     assert ok is False
     assert message == ("the disk failed to keep it (an fsync reported a write-back error); removed")
     assert result["after repair"] == [[FILE + ".lock"], None]
+    assert result["offline"] == (
+        "testpkg.m_model was not kept by the disk (an fsync of it failed) and offline mode is "
+        f"on (OMNIHUB_OFFLINE=1); expected a verified file at {path}"
+    )
+    assert result["after offline"] == [[FILE, FILE + ".lock", FILE + ".omnihub.json"], True]
     assert result["fetched"] == sha256(data)
     rehashed = [w for w in result["warnings"] if "the disk failed to keep its data" in w]
     assert len(rehashed) == 1, result["warnings"]
