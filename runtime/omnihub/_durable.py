@@ -117,7 +117,7 @@ def _settle(path: Path, record: Record, label: str) -> None:
     import logging
 
     from omnihub._value import evolve
-    from omnihub.cache import read_record, write_record
+    from omnihub.cache import write_record
     from omnihub.locking import try_target_lock
 
     logger = logging.getLogger("omnihub")
@@ -140,10 +140,8 @@ def _settle(path: Path, record: Record, label: str) -> None:
             return
         with try_target_lock(path) as free:
             # Busy: another download of this file is replacing it; its record is its own.
-            if free and read_record(path) == record:
-                st = os.stat(path)
-                if (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns):
-                    write_record(path, evolve(record, boot_id=None))
+            if free and _still_published(path, record):
+                write_record(path, evolve(record, boot_id=None))
     except FileNotFoundError:
         return  # removed meanwhile (cache rm, a temporary home): nothing left to mark
     except Exception:  # a background thread must not die with a traceback on stderr
@@ -156,14 +154,22 @@ def _mark_lost(path: Path, record: Record, label: str) -> bool:
     meanwhile. Waits for the file's lock, so that no download publishing it at the same
     moment is disturbed.
     """
-    from omnihub.cache import mark_lost, read_record
+    from omnihub.cache import mark_lost
     from omnihub.locking import target_lock
 
     with target_lock(path, label=label):
-        if read_record(path) != record:
-            return False
-        st = os.stat(path)
-        if (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
+        if not _still_published(path, record):
             return False
         mark_lost(path, record)
     return True
+
+
+def _still_published(path: Path, record: Record) -> bool:
+    """True if ``path`` and its record are still the ones this process published (no newer
+    download replaced them). Call with the file's lock held."""
+    from omnihub.cache import read_record
+
+    if read_record(path) != record:
+        return False
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns)
