@@ -91,11 +91,13 @@ def parse_shape_info(
     extras, _ews, order_code = (int(v) for v in values[1 + 2 * rank : 4 + 2 * rank])
     if any(d < (-1 if allow_unknown else 0) for d in shape):
         raise ShapeInfoError(f"negative dimension in shape {list(shape)}")
-    length = math.prod(d for d in shape if d >= 0)
-    if max_elements is not None and length > max_elements:
+    # numpy refuses a shape whose non-zero dimensions multiply past its index range even
+    # when another dimension is 0, so bound that product, not just the element count.
+    extent = math.prod(d for d in shape if d > 0)
+    if max_elements is not None and extent > max_elements:
+        size = f"{extent} elements" if 0 not in shape else f"non-zero dimensions of {extent}"
         raise ShapeInfoError(
-            f"shape {list(shape)} has {length} elements, more than the {max_elements} the "
-            "file can hold"
+            f"shape {list(shape)} has {size}, more than the {max_elements} the file can hold"
         )
     if order_code not in (ord("c"), ord("f")):
         raise ShapeInfoError(f"order {order_code} is neither 'c' (99) nor 'f' (102)")
