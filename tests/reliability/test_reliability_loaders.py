@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import struct
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from omnihub.errors import LoadError
 from omnihub.loaders import load
 from omnihub.loaders._gguf_check import MAX_ARRAY_ELEMENTS, MAX_ARRAY_NESTING
 from omnihub.loaders._nd4j import ShapeInfoError, parse_shape_info
+from omnihub.loaders._placeholders import EMPTY_UPSTREAM_TAG, upstream_placeholder_note
 from omnihub.loaders.gguf_model import read_gguf
 from omnihub.loaders.safetensors_model import (
     RawTensor,
@@ -41,6 +44,7 @@ from tests.loaders.helpers import (
     nd4j_write,
     write_zip,
 )
+from tests.runtime.helpers import REPO, child_env
 
 FILE_SCOPED = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -397,3 +401,57 @@ def test_anything_starting_like_a_pointer_is_named_a_pointer(
     path.write_bytes(b"version https://git-lfs" + rest)
     with pytest.raises(LoadError, match=r"a Git LFS pointer file"):
         load(LOADER_ENTRIES[name], path)
+
+
+# -- 16: the CLI marks the known empty upstream files --------------------------------------------
+
+ZOO_PLACEHOLDERS = {
+    "bvlcalexnet-12.fb",
+    "caffenet-12.fb",
+    "version-RFB-320.fb",
+    "version-RFB-640.fb",
+}
+
+
+def test_placeholder_hashes_are_exactly_the_four_zoo_files() -> None:
+    """The hashes the CLI marks are those the zoo catalogue gives the four placeholder files."""
+    catalog = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+    catalog = catalog / "omnihub-zoo-catalog.json"
+    if not catalog.is_file():
+        pytest.skip(f"reference data {catalog} is absent")
+    models = json.loads(catalog.read_text())["models"]
+    marked = {m["file"] for m in models if upstream_placeholder_note(m["sha256"]) is not None}
+    assert marked == ZOO_PLACEHOLDERS
+    assert all(m["size"] < 4_000_000 for m in models if m["file"] in marked)
+
+
+def _omnihub(tmp_path: Path, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "omnihub", *args],
+        capture_output=True,
+        text=True,
+        env=child_env({"OMNIHUB_HOME": str(tmp_path / "home")}),
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_list_and_info_mark_empty_upstream_models(tmp_path: Path) -> None:
+    """With the generated zoo catalogue installed: the four are marked, nothing else is."""
+    rows = _omnihub(tmp_path, "list", "--framework", "samediff").splitlines()[1:]
+    marked = {row.split()[0] for row in rows if EMPTY_UPSTREAM_TAG in row}
+    assert marked == {
+        "samediff.bvlcalexnet_12",
+        "samediff.caffenet_12",
+        "samediff.version_rfb_320",
+        "samediff.version_rfb_640",
+    }
+    info = _omnihub(tmp_path, "info", "samediff.caffenet_12")
+    assert "warning     empty upstream placeholder: the published file holds only an input" in info
+    assert "warning" not in _omnihub(tmp_path, "info", "samediff.gpt2")
+    listed = json.loads(_omnihub(tmp_path, "list", "--json", "--framework", "samediff"))
+    warned = {m["qualified_name"] for m in listed if "warning" in m}
+    assert warned == marked
