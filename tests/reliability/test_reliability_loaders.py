@@ -151,6 +151,19 @@ def _nested(depth: int) -> bytes:
             _gguf([ARCH, _gguf_string("a") + struct.pack("<IIQ", ARRAY, STRING, 10**12)]),
             "claims 1000000000000 items of at least 8 bytes",
         ),
+        (
+            _gguf(
+                [
+                    ARCH,
+                    _gguf_string("tokenizer.ggml.tokens")
+                    + struct.pack("<IIQ", ARRAY, STRING, 2)
+                    + _gguf_string("<s>")
+                    + struct.pack("<Q", 2**40)
+                    + b"</s>",
+                ]
+            ),
+            r"tokens'.*\[1\] at offset \d+ claims 1099511627776 bytes, only 4 left",
+        ),
         (b"GGUF" + struct.pack("<IQQ", 3, 0, 10**18), "key/value count .* claims"),
         (_gguf([ARCH], tensor_count=10**15), "tensor count 1000000000000000"),
         (

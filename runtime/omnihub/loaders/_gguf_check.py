@@ -60,8 +60,8 @@ class _Cursor:
         self.data = data
         self.size = len(data)
         self.pos = 0
-        self.order = order
         self.elements = 0
+        self._structs = {code: struct.Struct(order + code) for code in "IQ"}
 
     @property
     def left(self) -> int:
@@ -74,7 +74,7 @@ class _Cursor:
             )
 
     def unpack(self, code: str, field: str) -> int:
-        st = struct.Struct(self.order + code)
+        st = self._structs[code]
         self.need(st.size, field)
         (value,) = st.unpack_from(self.data, self.pos)
         self.pos += st.size
@@ -94,6 +94,23 @@ class _Cursor:
     def string(self, field: str) -> None:
         length = self.count(f"{field} length", 1)
         self.pos += length
+
+    def _strings(self, count: int, field: str) -> None:
+        """Skip ``count`` strings (the bulk of a tokenizer: kept to a tight loop)."""
+        unpack_from = self._structs["Q"].unpack_from
+        data, pos, size = self.data, self.pos, self.size
+        for index in range(count):
+            if pos + 8 > size:
+                self.pos = pos
+                self.need(8, f"{field}[{index}] length")
+            (length,) = unpack_from(data, pos)
+            pos += 8 + length
+            if pos > size:
+                raise GGUFHeaderError(
+                    f"{field}[{index}] at offset {pos - 8 - length} claims {length} bytes, "
+                    f"only {size - (pos - length)} left in the file"
+                )
+        self.pos = pos
 
     def value(self, kind: int, field: str, depth: int = 0) -> None:
         if kind in _SCALAR_SIZES:
@@ -121,6 +138,8 @@ class _Cursor:
                 )
             if item in _SCALAR_SIZES:
                 self.pos += count * _SCALAR_SIZES[item]
+            elif item == _STRING:
+                self._strings(count, field)
             else:
                 for index in range(count):
                     self.value(item, f"{field}[{index}]", depth + 1)
