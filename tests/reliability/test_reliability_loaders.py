@@ -30,6 +30,7 @@ from omnihub.loaders._placeholders import EMPTY_UPSTREAM_TAG, upstream_placehold
 from omnihub.loaders.gguf_model import read_gguf
 from omnihub.loaders.safetensors_model import (
     RawTensor,
+    SafeTensorsWeights,
     UndecodedTensorWarning,
     read_safetensors,
 )
@@ -305,6 +306,7 @@ def test_safetensors_float8_tensors_do_not_sink_the_file(tmp_path: Path) -> None
     path = _safetensors(tmp_path / "f8.safetensors", FLOAT8_FILE)
     with pytest.warns(UndecodedTensorWarning, match=r"f8\.safetensors: 1 tensor.*'packed' \(F4"):
         weights = load(make_entry(Format.SAFETENSORS), path)
+    assert isinstance(weights, SafeTensorsWeights)
     np.testing.assert_array_equal(weights["embed.weight"], np.arange(6).reshape(2, 3))
     assert str(weights["q.weight"].dtype) == "float8_e4m3fn"
     assert str(weights["k.weight"].dtype) == "float8_e5m2"

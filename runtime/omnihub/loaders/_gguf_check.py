@@ -85,9 +85,10 @@ class _Cursor:
         at = self.pos
         value = self.unpack("Q", field)
         if value * each > self.left:
+            items = "bytes" if each == 1 else f"items of at least {each} bytes"
             raise GGUFHeaderError(
-                f"{field} at offset {at} claims {value} items of at least {each} bytes, "
-                f"only {self.left} bytes left in the file"
+                f"{field} at offset {at} claims {value} {items}, only {self.left} bytes "
+                "left in the file"
             )
         return value
 
