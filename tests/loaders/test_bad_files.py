@@ -27,6 +27,8 @@ from omnihub.loaders import load
 from omnihub.loaders._zip import MAX_RATIO, SafeZip, _unsafe_name
 from omnihub.loaders.samediff import SameDiffGraph
 
+from tests.reliability.test_reliability_loaders import FLOAT8_FILE, _safetensors
+
 from .helpers import make_entry, nd4j_write, shared_dir, write_zip
 from .test_formats import write_gguf
 
@@ -331,3 +333,23 @@ def test_gguf_any_u64_written_into_the_header(tmp_path: Path, data: st.DataObjec
     path = tmp_path / "model.gguf"
     path.write_bytes(bytes(mutated))
     _load_or_load_error(make_entry(Format.GGUF), path)
+
+
+@MUTATIONS
+@given(data=st.data())
+def test_float8_safetensors_mutated(tmp_path: Path, data: st.DataObject) -> None:
+    """A SafeTensors file with F8/BF16/F4 tensors (decoded or kept raw), truncated or flipped."""
+    original = _safetensors(tmp_path / "source.safetensors", FLOAT8_FILE).read_bytes()
+    if data.draw(st.booleans(), label="truncate"):
+        mutated = original[: data.draw(st.integers(0, len(original) - 1), label="length")]
+    else:
+        buffer = bytearray(original)
+        buffer[data.draw(st.integers(0, len(original) - 1), label="index")] ^= data.draw(
+            st.integers(1, 255), label="mask"
+        )
+        mutated = bytes(buffer)
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(mutated)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an undecodable tensor's warning is not the point
+        _load_or_load_error(make_entry(Format.SAFETENSORS), path)
