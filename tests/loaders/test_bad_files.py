@@ -27,6 +27,8 @@ from omnihub.loaders import load
 from omnihub.loaders._zip import MAX_RATIO, SafeZip, _unsafe_name
 from omnihub.loaders.samediff import SameDiffGraph
 
+from tests.reliability.test_reliability_loaders import FLOAT8_FILE, _safetensors
+
 from .helpers import make_entry, nd4j_write, shared_dir, write_zip
 from .test_formats import write_gguf
 
@@ -292,3 +294,62 @@ def test_not_a_zip(tmp_path: Path, data: bytes) -> None:
     path.write_bytes(data)
     with pytest.raises(LoadError, match=r"model\.zip"):
         load(DL4J_ENTRY, path)
+
+
+# -- GGUF counts (issue 15 item 13) ----------------------------------------------------------------
+
+GGUF_VALUES = st.one_of(
+    st.sampled_from([0, 1, 2**31, 2**32, 3_000_000_000, 2**63, 10**19, 2**64 - 1]),
+    st.integers(0, 2**64 - 1),
+)
+
+
+@pytest.mark.timeout(120)
+@settings(MUTATIONS, max_examples=200)
+@given(data=st.data())
+def test_gguf_any_u64_written_into_the_header(tmp_path: Path, data: st.DataObject) -> None:
+    """Any 8-byte value at any header offset (counts, lengths, dims): a load or a LoadError.
+
+    The file (written by gguf.GGUFWriter) has string and float arrays, so forged element
+    counts, string lengths, key/value and tensor counts and dimensions are all reachable.
+    """
+    import gguf
+
+    source = tmp_path / "source.gguf"
+    if not source.exists():
+        writer = gguf.GGUFWriter(os.fspath(source), "llama")
+        writer.add_array("tokenizer.ggml.tokens", ["<s>", "</s>", "a", "b"])
+        writer.add_array("tokenizer.ggml.scores", [0.0, -1.0, -2.0, -3.0])
+        writer.add_tensor("w", np.ones((2, 3), dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    original = source.read_bytes()
+    header_end = original.index(b"\x01" + bytes(7) + b"w\x02") + 8 + 33  # end of tensor info
+    mutated = bytearray(original)
+    at = data.draw(st.integers(4, header_end - 8), label="offset")
+    struct.pack_into("<Q", mutated, at, data.draw(GGUF_VALUES, label="value"))
+    path = tmp_path / "model.gguf"
+    path.write_bytes(bytes(mutated))
+    _load_or_load_error(make_entry(Format.GGUF), path)
+
+
+@MUTATIONS
+@given(data=st.data())
+def test_float8_safetensors_mutated(tmp_path: Path, data: st.DataObject) -> None:
+    """A SafeTensors file with F8/BF16/F4 tensors (decoded or kept raw), truncated or flipped."""
+    original = _safetensors(tmp_path / "source.safetensors", FLOAT8_FILE).read_bytes()
+    if data.draw(st.booleans(), label="truncate"):
+        mutated = original[: data.draw(st.integers(0, len(original) - 1), label="length")]
+    else:
+        buffer = bytearray(original)
+        buffer[data.draw(st.integers(0, len(original) - 1), label="index")] ^= data.draw(
+            st.integers(1, 255), label="mask"
+        )
+        mutated = bytes(buffer)
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(mutated)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an undecodable tensor's warning is not the point
+        _load_or_load_error(make_entry(Format.SAFETENSORS), path)

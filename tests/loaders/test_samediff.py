@@ -106,15 +106,13 @@ def _write(tmp_path: Path, data: bytes, name: str = "model.fb") -> Path:
 
 
 def test_placeholder_only_graph(tmp_path: Path) -> None:
-    """The omnihub-zoo's own .fb files hold only a placeholder array: they load too."""
+    """A graph with only an input placeholder (four omnihub-zoo files) is refused, named.
+
+    More cases: tests/loaders/test_upstream_files.py.
+    """
     data = build_flatgraph([Var("input", 3, -1, shape=(-1, 3, 224, 224))], placeholders=["input"])
-    graph = read_flatgraph(_write(tmp_path, data))
-    assert [v.name for v in graph.variables] == ["input"]
-    assert graph.variables[0].shape == (-1, 3, 224, 224)
-    assert graph.variables[0].array is None
-    assert graph.ops == ()
-    assert graph.weights == {}
-    assert graph.training_config is None
+    with pytest.raises(LoadError, match=r"model\.fb: an empty upstream placeholder"):
+        read_flatgraph(_write(tmp_path, data))
 
 
 arrays = hnp.arrays(

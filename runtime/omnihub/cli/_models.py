@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from omnihub.catalog import ModelEntry
 from omnihub.cli._main import ExitCode
 from omnihub.cli._names import resolve_one
 from omnihub.cli._output import entry_to_json, format_size, print_json, print_table
 from omnihub.errors import OmnihubError
+from omnihub.loaders._placeholders import EMPTY_UPSTREAM_TAG, upstream_placeholder_note
 from omnihub.search import Criteria, list_models, qualified_name
 
 __all__ = ["cmd_info", "cmd_list"]
@@ -30,7 +32,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.cached:
         models = [m for m in models if _is_cached(m)]
     if args.json:
-        print_json([entry_to_json(m) for m in models])
+        print_json([_with_warning(entry_to_json(m), m) for m in models])
         return ExitCode.OK
     if not models:
         sys.stderr.write(f"no installed model matches {criteria.describe()}\n")
@@ -44,12 +46,25 @@ def cmd_list(args: argparse.Namespace) -> int:
                 m.model_type.value,
                 m.format.value,
                 format_size(m.size),
-                ",".join(m.tags),
+                ",".join(_marked_tags(m)),
             )
             for m in models
         ],
     )
     return ExitCode.OK
+
+
+def _marked_tags(entry: ModelEntry) -> tuple[str, ...]:
+    """The entry's tags, plus a mark if its file is a known empty upstream placeholder."""
+    if upstream_placeholder_note(entry.sha256) is None:
+        return entry.tags
+    return (*entry.tags, EMPTY_UPSTREAM_TAG)
+
+
+def _with_warning(data: dict[str, Any], entry: ModelEntry) -> dict[str, Any]:
+    """``data`` plus a ``warning`` key when the entry's file is a known empty placeholder."""
+    note = upstream_placeholder_note(entry.sha256)
+    return data if note is None else {**data, "warning": note}
 
 
 def _info_rows(entry: ModelEntry) -> list[tuple[str, str]]:
@@ -62,6 +77,7 @@ def _info_rows(entry: ModelEntry) -> list[tuple[str, str]]:
         ("file", entry.file),
         ("size", format_size(entry.size) if entry.size is None else f"{entry.size} bytes"),
         ("sha256", entry.sha256 or "- (trusted on first use)"),
+        *[("warning", note) for note in [upstream_placeholder_note(entry.sha256)] if note],
         ("url", entry.url or "-"),
         ("repository", entry.repository or "- (fallback chain)"),
     ]
@@ -113,7 +129,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Show every catalogue field of one model, and how to load it from Python."""
     entry = resolve_one(args.name)
     if args.json:
-        print_json({**entry_to_json(entry), "cache": _cache_state(entry)})
+        print_json(_with_warning({**entry_to_json(entry), "cache": _cache_state(entry)}, entry))
         return ExitCode.OK
     rows = _info_rows(entry)
     width = max(len(key) for key, _ in rows)

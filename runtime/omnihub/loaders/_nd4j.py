@@ -12,6 +12,7 @@ import math
 import attrs
 
 __all__ = [
+    "MAX_EXTENT",
     "MAX_RANK",
     "NUMPY_DTYPES",
     "ShapeInfo",
@@ -21,6 +22,9 @@ __all__ = [
 
 #: ND4J's own limit (``MAX_RANK`` in libnd4j).
 MAX_RANK = 32
+#: Largest product of an array's non-zero dimensions (2**48): far above any real array, far
+#: below the 2**63 bytes past which numpy refuses a shape, even an empty one.
+MAX_EXTENT = 2**48
 
 #: ND4J data type name -> numpy dtype string without byte order. BFLOAT16 has no numpy dtype:
 #: the loaders widen it to float32 (exactly: bfloat16 is the top half of a float32).
@@ -96,6 +100,14 @@ def parse_shape_info(
         raise ShapeInfoError(
             f"shape {list(shape)} has {length} elements, more than the {max_elements} the "
             "file can hold"
+        )
+    # An empty array's dimensions are not bounded by its data, but numpy refuses a shape
+    # whose non-zero dimensions multiply past its index range even when another one is 0.
+    extent = math.prod(d for d in shape if d > 0)
+    if max_elements is not None and extent > MAX_EXTENT:
+        raise ShapeInfoError(
+            f"shape {list(shape)} spans {extent} elements in its non-zero dimensions, more "
+            f"than the {MAX_EXTENT} any array can have"
         )
     if order_code not in (ord("c"), ord("f")):
         raise ShapeInfoError(f"order {order_code} is neither 'c' (99) nor 'f' (102)")

@@ -31,6 +31,7 @@ from omnihub.loaders._dl4j_layers import (
     param_layout,
 )
 from omnihub.loaders._javastream import JavaStream, Nd4jArray, StreamError, read_nd4j_array
+from omnihub.loaders._sniff import reject_lfs_pointer
 from omnihub.loaders._zip import SafeZip
 
 if TYPE_CHECKING:
@@ -297,6 +298,7 @@ def _read_array(data: bytes, member: str, path: Path) -> Nd4jArray:
 def read_model_serializer(path: Path) -> MultiLayerNetwork | ComputationGraph:
     """Read a ModelSerializer zip; :class:`LoadError` names the file and what was wrong."""
     path = Path(path)
+    reject_lfs_pointer(path, "DL4J")
     with SafeZip(path, max_total_size=MAX_ARCHIVE_SIZE) as archive:
         for member in (CONFIGURATION, COEFFICIENTS):
             if member not in archive:

@@ -1,7 +1,9 @@
 """GGUF loader: metadata and tensors of a GGUF file through the ``gguf`` package's reader.
 
-The reader memory-maps the file, so tensor data is not copied until used; every length it
-reads is a slice of the map, so a forged count cannot allocate past the file size.
+The reader memory-maps the file, so tensor data is not copied until used. It does not check
+counts against the end of the file (past the end it reads empty arrays, so a forged array
+count loops and allocates without end): :mod:`omnihub.loaders._gguf_check` walks the header
+with every count bounded by the bytes left before the reader sees the file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from omnihub.errors import LoadError
+from omnihub.loaders._gguf_check import GGUFHeaderError, check_gguf_header
+from omnihub.loaders._sniff import reject_lfs_pointer
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -64,6 +68,13 @@ def read_gguf(path: Path) -> GGUFModel:
     from gguf import GGUFReader
 
     path = Path(path)
+    reject_lfs_pointer(path, "GGUF")
+    try:
+        check_gguf_header(path)
+    except GGUFHeaderError as exc:
+        raise LoadError(f"{path}: not a readable GGUF file: {exc}") from exc
+    except OSError as exc:
+        raise LoadError(f"{path}: cannot read GGUF file: {exc}") from exc
     try:
         reader = GGUFReader(path, "r")
         metadata = {name: _field_value(field) for name, field in reader.fields.items()}
@@ -76,7 +87,17 @@ def read_gguf(path: Path) -> GGUFModel:
             )
             for t in reader.tensors
         }
-    except (ValueError, KeyError, IndexError, TypeError, OSError, UnicodeDecodeError) as exc:
+    except (
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        OSError,
+        UnicodeDecodeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+    ) as exc:
         raise LoadError(f"{path}: not a readable GGUF file: {exc}") from exc
     return GGUFModel(path=path, metadata=metadata, tensors=tensors, reader=reader)
 

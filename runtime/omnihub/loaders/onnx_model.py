@@ -13,6 +13,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from omnihub.errors import LoadError
+from omnihub.loaders._sniff import reject_lfs_pointer
 
 if TYPE_CHECKING:
     import onnx
@@ -80,6 +81,7 @@ def read_onnx(path: Path) -> onnx.ModelProto:
     from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
     path = Path(path)
+    reject_lfs_pointer(path, "ONNX")
     try:
         model = onnx.load_model(os.fspath(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:

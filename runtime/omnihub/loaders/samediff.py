@@ -24,6 +24,7 @@ import attrs
 from omnihub.errors import LoadError
 from omnihub.loaders._flat import FlatError, FlatTable, root_table
 from omnihub.loaders._nd4j import NUMPY_DTYPES, ShapeInfoError, parse_shape_info
+from omnihub.loaders._sniff import reject_lfs_pointer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -416,14 +417,38 @@ def read_flatgraph(path: Path) -> SameDiffGraph:
             f"{path}: unsupported format: a zip archive (SameDiff .sdz container?); only "
             "FlatBuffers FlatGraph (.fb) files can be read"
         )
+    reject_lfs_pointer(path, "SameDiff", buf)
     if len(buf) < 8:
         raise LoadError(f"{path}: not a SameDiff FlatGraph: only {len(buf)} bytes")
     try:
-        return _parse_graph(buf, path)
+        graph = _parse_graph(buf, path)
     except FlatError as exc:
         raise LoadError(f"{path}: corrupt SameDiff FlatGraph: {exc}") from exc
     except (ValueError, OverflowError, MemoryError, IndexError) as exc:
         raise LoadError(f"{path}: corrupt SameDiff FlatGraph: {exc}") from exc
+    _reject_empty(graph)
+    return graph
+
+
+def _reject_empty(graph: SameDiffGraph) -> None:
+    """:class:`LoadError` for a graph with nothing to run or use: no ops, weights or constants.
+
+    Four omnihub-zoo files (bvlcalexnet-12 and caffenet-12, byte-identical; version-RFB-320;
+    version-RFB-640) are such upstream placeholders: one input placeholder and its example
+    array, nothing else. Returning their empty graph would fail much later, or silently.
+    """
+    useful = (VariableKind.VARIABLE, VariableKind.CONSTANT)
+    if graph.ops or any(v.kind in useful for v in graph.variables):
+        return
+    held = ", ".join(
+        f"{v.kind.value.lower()} {v.name!r} ({v.dtype} {list(v.shape or ())})"
+        for v in graph.variables[:4]
+    )
+    raise LoadError(
+        f"{graph.path}: an empty upstream placeholder, not a model: the FlatGraph holds "
+        f"{'only ' + held if held else 'no variables'}, and no ops, weights or constants; "
+        "the file was published this way upstream and there is nothing to load"
+    )
 
 
 def load_samediff(entry: ModelEntry, path: Path) -> SameDiffGraph:
