@@ -39,13 +39,9 @@ def build_catalogs(spec_dir: Path, *, use_lock: bool = True) -> list[Catalog]:
     seen: dict[str, str] = {}
     for ns in namespaces:
         first = seen.setdefault(ns.name, ns.location)
-        if first != ns.location or ns.name in ("Pretrained", "TYPE_CHECKING"):
-            reason = (
-                f"namespace name {ns.name!r} is reserved"
-                if first == ns.location
-                else f"namespace name {ns.name!r} is already declared at {first}"
-            )
-            errors.append(SpecError(ns.location, reason))
+        if first != ns.location:
+            message = f"namespace name {ns.name!r} is already declared at {first}"
+            errors.append(SpecError(ns.location, message))
     if use_lock and spec_dir.is_dir():
         lock, lock_errors = read_lock(spec_dir / LOCK_FILENAME, lock_display(spec_dir))
         errors += lock_errors
@@ -68,11 +64,15 @@ def render_outputs(
     from omnihub_compiler import __version__
     from omnihub_compiler.distribution import DISTRIBUTION_NAME, PYPROJECT, render_pyproject
     from omnihub_compiler.emit import SHARD_SIZE, emit_tree  # the stamp's no-op path skips it
+    from omnihub_compiler.verify import import_problems
 
     catalogs = build_catalogs(spec_dir)
     files = emit_tree(catalogs, shard_size=SHARD_SIZE if shard_size is None else shard_size)
     name = DISTRIBUTION_NAME if dist_name is None else dist_name
     files[PYPROJECT] = render_pyproject(catalogs, __version__, name=name).encode()
+    problems = import_problems(files)
+    if problems:
+        raise CompileError(problems)
     return files, catalogs
 
 

@@ -74,6 +74,8 @@ def load_spec(spec_dir: Path) -> tuple[list[LoadedNamespace], list[SpecError]]:
     errors: list[SpecError] = []
     if not spec_dir.is_dir():
         return [], [SpecError(str(spec_dir), "spec directory not found")]
+    if not files:
+        return [], [SpecError(str(spec_dir), "no spec modules (*.py) in the spec directory")]
     for index, path in enumerate(files):
         shown = known[str(path.resolve())]
         module_name = f"omnihub_spec_{index}"
@@ -112,4 +114,7 @@ def load_spec(spec_dir: Path) -> tuple[list[LoadedNamespace], list[SpecError]]:
             errors.append(SpecError(_located(exc, known, f"{shown}:1"), _describe(exc)))
         finally:
             sys.modules.pop(module_name, None)
+    if not errors and not any(ns.models for ns in namespaces):
+        what = "declare no models" if namespaces else "declare no @framework_namespace"
+        errors.append(SpecError(str(spec_dir), f"the spec modules {what}; nothing to compile"))
     return namespaces, errors

@@ -32,7 +32,13 @@ from omnihub_compiler.errors import SpecError
 from omnihub_compiler.loader import LoadedNamespace
 from omnihub_compiler.naming import is_valid_python_name, python_name
 
-__all__ = ["MAX_PYTHON_NAME", "normalize_documentation", "validate"]
+__all__ = [
+    "MAX_PYTHON_NAME",
+    "namespace_problem",
+    "normalize_documentation",
+    "package_problem",
+    "validate",
+]
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}\Z")
 _HF_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
@@ -54,6 +60,9 @@ _MAX_PACKAGE = 32
 _MAX_NAMESPACE = 40
 #: Generated package names the compiler uses itself.
 _RESERVED_PACKAGES = frozenset({"pretrained"})
+#: Names a namespace class may not take: keywords (``None``/``True``/``False``) and the
+#: names the generated modules bind themselves.
+_RESERVED_NAMESPACES = frozenset({*keyword.kwlist, "Pretrained", "TYPE_CHECKING"})
 
 
 def normalize_documentation(text: str) -> str:
@@ -287,36 +296,48 @@ def _entry(d: ModelDefinition, ns: LoadedNamespace, errors: list[SpecError]) -> 
     )
 
 
-def _check_namespace(ns: LoadedNamespace, errors: list[SpecError]) -> bool:
-    ok = True
-    name_ok = isinstance(ns.name, str) and _NAMESPACE.match(ns.name) is not None
-    if not name_ok or len(ns.name) > _MAX_NAMESPACE:
-        errors.append(
-            SpecError(
-                ns.location,
-                f"namespace name {ns.name!r} must be an ASCII identifier"
-                f" starting with an upper-case letter, at most {_MAX_NAMESPACE} characters",
-            )
-        )
-        ok = False
+def namespace_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a namespace (the generated class name), or None."""
     if (
-        not isinstance(ns.package, str)
-        or not _PACKAGE.match(ns.package)
-        or keyword.iskeyword(ns.package)
-        or keyword.issoftkeyword(ns.package)
-        or ns.package in _RESERVED_PACKAGES
-        or len(ns.package) > _MAX_PACKAGE
+        not isinstance(name, str)
+        or not _NAMESPACE.match(name)
+        or len(name) > _MAX_NAMESPACE
+        or name in _RESERVED_NAMESPACES
     ):
-        errors.append(
-            SpecError(
-                ns.location,
-                f"package {ns.package!r} must be a lower-case identifier"
-                f" ([a-z][a-z0-9_]*, at most {_MAX_PACKAGE} characters), not a keyword"
-                " and not 'pretrained'",
-            )
+        return (
+            f"namespace name {name!r} must be an ASCII identifier starting with an upper-case"
+            f" letter, at most {_MAX_NAMESPACE} characters, not a keyword and not"
+            f" {', '.join(sorted(_RESERVED_NAMESPACES - set(keyword.kwlist)))}"
         )
-        ok = False
-    return ok
+    return None
+
+
+def package_problem(package: object) -> str | None:
+    """Why ``package`` cannot be a generated package, or None.
+
+    The rule is the model-name rule (:func:`omnihub_compiler.naming.is_valid_python_name`:
+    no keyword, soft keyword or name the generated code uses, such as ``staticmethod``,
+    which would shadow the decorator inside ``class Pretrained``), plus ``pretrained``.
+    """
+    if (
+        not isinstance(package, str)
+        or not is_valid_python_name(package)
+        or package in _RESERVED_PACKAGES
+        or len(package) > _MAX_PACKAGE
+    ):
+        return (
+            f"package {package!r} must be a lower-case identifier"
+            f" ([a-z][a-z0-9_]*, at most {_MAX_PACKAGE} characters), not a keyword,"
+            " not a name the generated code uses (staticmethod, bool, annotations, ...)"
+            " and not 'pretrained'"
+        )
+    return None
+
+
+def _check_namespace(ns: LoadedNamespace, errors: list[SpecError]) -> bool:
+    problems = [p for p in (namespace_problem(ns.name), package_problem(ns.package)) if p]
+    errors.extend(SpecError(ns.location, p) for p in problems)
+    return not problems
 
 
 def validate(namespaces: list[LoadedNamespace]) -> tuple[list[Catalog], list[SpecError]]:

@@ -186,11 +186,11 @@ def test_pyproject_is_checked_restored_and_never_removed(tmp_path: Path) -> None
     diff = compile_spec(spec_dir, out)
     assert diff.changed == ("pyproject.toml",)
     assert pyproject.read_bytes() == wanted
-    (spec_dir / "fixture.py").unlink()  # every namespace gone: the tree empties, pyproject stays
-    diff = compile_spec(spec_dir, out)
-    assert "omnihub_generated/fixture/__init__.py" in diff.removed
-    assert "pyproject.toml" in diff.changed
-    assert _toml(pyproject.read_text())["project"]["dependencies"] == [f"omnihub>={__version__}"]
+    (spec_dir / "fixture.py").unlink()  # every namespace gone: an error, the tree stays
+    with pytest.raises(CompileError):
+        compile_spec(spec_dir, out)
+    assert (out / "omnihub_generated" / "fixture" / "__init__.py").exists()
+    assert pyproject.read_bytes() == wanted
 
 
 def test_dist_name_names_the_distribution_and_is_part_of_the_stamp(tmp_path: Path) -> None:
