@@ -96,7 +96,9 @@ def load_spec(spec_dir: Path) -> tuple[list[LoadedNamespace], list[SpecError]]:
                 builder = NamespaceBuilder(ns, known)
                 try:
                     ns.build(builder)
-                except (Exception, SystemExit) as exc:
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # GeneratorExit etc. too: one line each
                     errors.append(
                         SpecError(_located(exc, known, f"{shown}:{ns.line}"), _describe(exc))
                     )
@@ -110,7 +112,9 @@ def load_spec(spec_dir: Path) -> tuple[list[LoadedNamespace], list[SpecError]]:
                         models=tuple(builder.models),
                     )
                 )
-        except (Exception, SystemExit) as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # any error of a spec: one line
             errors.append(SpecError(_located(exc, known, f"{shown}:1"), _describe(exc)))
         finally:
             sys.modules.pop(module_name, None)

@@ -22,10 +22,12 @@ import keyword
 import math
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import unquote, urlsplit
 
-from omnihub._enums import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
+from omnihub import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
 from omnihub.catalog import Catalog, ModelEntry
+from omnihub.errors import ConfigurationError
+from omnihub.names import MAX_SIZE, check_repository, file_under, last_segment_file
+from omnihub.urls import split_name
 
 from omnihub_compiler.dsl import REPOSITORY_BASE_URLS, ModelDefinition
 from omnihub_compiler.errors import SpecError
@@ -47,7 +49,6 @@ _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _FACTORY = re.compile(rf"{_DOTTED}:{_DOTTED}\Z")
 _NAMESPACE = re.compile(r"[A-Z][A-Za-z0-9_]*\Z")
 _PACKAGE = re.compile(r"[a-z][a-z0-9_]*\Z")
-_BAD_URL_CHAR = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _DEFAULT_FORMAT = {
     Framework.SAMEDIFF: Format.SAMEDIFF,
@@ -112,54 +113,28 @@ class _Checker:
             return None
 
 
-def _file_segments_problem(path: str) -> str | None:
-    if not path:
-        return "is empty"
-    for bad, what in (("\\", "a backslash"), ("\x00", "a NUL character")):
-        if bad in path:
-            return f"contains {what}"
-    if path.startswith("/"):
-        return "is absolute"
-    for segment in path.split("/"):
-        if segment in ("", ".", ".."):
-            return f"has an empty, '.' or '..' segment ({path!r})"
+def _name_problem(name: str, what: str) -> str | None:
+    """The runtime's file-name rule (:func:`omnihub.urls.split_name`) as a message, or None."""
+    try:
+        split_name(name, what)
+    except ConfigurationError as exc:
+        return str(exc)
     return None
 
 
 def _check_url(check: _Checker, url: str, framework: Framework, repository: str | None) -> str:
-    """Validate ``url``; return the catalogue ``file`` it maps to ('' on error)."""
-    if _BAD_URL_CHAR.search(url):
-        check.fail(f"url {url!r} contains whitespace or a control character")
+    """Validate ``url`` with the runtime's rule (:mod:`omnihub.names`); return its file."""
+    try:
+        if repository in (None, "omnihub"):
+            zoo = f"{DEFAULT_OMNIHUB_URL}/{framework.value}/"
+            if url.startswith(zoo):
+                return file_under(url, zoo, canonical=True)
+        elif repository in REPOSITORY_BASE_URLS:
+            return file_under(url, REPOSITORY_BASE_URLS[repository])
+        return last_segment_file(url)
+    except ConfigurationError as exc:
+        check.fail(str(exc))
         return ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        check.fail(f"url {url!r} must be an absolute http(s) URL")
-        return ""
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        check.fail(f"url {url!r} must not have a query or fragment")
-        return ""
-    if re.search(r"%(2[fF]|5[cC]|00)", parts.path):
-        check.fail(f"url {url!r} encodes '/', '\\' or NUL in its path")
-        return ""
-    if not parts.path or parts.path.endswith("/"):
-        check.fail(f"url {url!r} must end with the model file name")
-        return ""
-    if repository in (None, "omnihub"):
-        base = f"{DEFAULT_OMNIHUB_URL}/{framework.value}/"
-    else:
-        base = REPOSITORY_BASE_URLS.get(repository, "")
-        if base and not url.startswith(base):
-            check.fail(f"url {url!r} is not under repository {repository!r} base {base!r}")
-            return ""
-    if base and url.startswith(base):
-        file = unquote(urlsplit(url[len(base) :]).path)
-    else:
-        file = unquote(parts.path.rsplit("/", 1)[-1])
-    problem = _file_segments_problem(file)
-    if problem:
-        check.fail(f"url {url!r}: model file {file!r} {problem}")
-        return ""
-    return file
 
 
 def _check_extras(check: _Checker, d: ModelDefinition) -> dict[str, object]:
@@ -170,8 +145,9 @@ def _check_extras(check: _Checker, d: ModelDefinition) -> dict[str, object]:
     out["sha256"] = sha.lower() if sha is not None else None
     if d.size is not None and (not isinstance(d.size, int) or isinstance(d.size, bool)):
         check.fail(f"size must be an int or None, not {type(d.size).__name__}")
-    elif isinstance(d.size, int) and d.size < 0:
-        check.fail(f"size must be >= 0, not {d.size}")
+    elif isinstance(d.size, int) and not 0 <= d.size <= MAX_SIZE:
+        shown = d.size if abs(d.size) < 10**30 else f"a {d.size.bit_length()}-bit integer"
+        check.fail(f"size must be between 0 and 2**63 - 1, not {shown}")
     out["size"] = d.size
     out["license"] = check.text("license", d.license, optional=True)
     out["revision"] = check.text("revision", d.revision, optional=True)
@@ -201,6 +177,8 @@ def _check_extras(check: _Checker, d: ModelDefinition) -> dict[str, object]:
                 continue
             if not isinstance(value, (str, int, float, bool)):
                 check.fail(f"metadata[{key!r}] must be str, int, float or bool")
+            elif isinstance(value, int) and not -MAX_SIZE <= value <= MAX_SIZE:
+                check.fail(f"metadata[{key!r}] must fit in 64 bits")
             elif isinstance(value, float) and not math.isfinite(value):
                 check.fail(f"metadata[{key!r}] must be finite, not {value!r}")
             elif isinstance(value, str) and _SURROGATE.search(value):
@@ -233,8 +211,11 @@ def _entry(d: ModelDefinition, ns: LoadedNamespace, errors: list[SpecError]) -> 
     if d.kind == "dl4j_model" and model_type not in dl4j_types:
         check.fail(f"dl4j_model model_type must be COMP_GRAPH or SEQUENTIAL, not {d.model_type!r}")
     repository = check.text("repository", d.repository, optional=True)
-    if repository is not None and not repository.strip():
-        check.fail("repository must not be blank")
+    if repository is not None:
+        try:
+            check_repository(repository)
+        except ConfigurationError as exc:
+            check.fail(str(exc))
     extras = _check_extras(check, d)
     url: str | None = None
     hf_id: str | None = None
@@ -246,9 +227,9 @@ def _entry(d: ModelDefinition, ns: LoadedNamespace, errors: list[SpecError]) -> 
             check.fail(f"hugging_face_id must be 'owner/name', not {hf_id!r}")
         pattern = check.text("file_pattern", d.file_pattern)
         if pattern is not None:
-            problem = _file_segments_problem(pattern)
-            if problem or any(c.isspace() and c != " " for c in pattern):
-                check.fail(f"file_pattern {pattern!r} {problem or 'contains a control character'}")
+            problem = _name_problem(pattern, "file_pattern")
+            if problem:
+                check.fail(problem)
             elif hf_id is not None:
                 file = f"{hf_id}/{pattern}"
     else:

@@ -6,12 +6,20 @@ import keyword
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from omnihub import DEFAULT_OMNIHUB_URL, Framework, ModelType
+from omnihub.catalog import ModelEntry
+from omnihub.errors import ConfigurationError
+from omnihub.urls import build_model_url, split_name
 from omnihub_compiler.compile import build_catalogs, compile_spec, render_tree
+from omnihub_compiler.dsl import ModelDefinition
 from omnihub_compiler.errors import CompileError
+from omnihub_compiler.loader import LoadedNamespace
+from omnihub_compiler.validate import validate
 from omnihub_compiler.verify import import_problems
 
 IMPORTS = (
@@ -167,3 +175,138 @@ def test_an_empty_or_wrong_spec_dir_is_an_error_and_leaves_the_output(
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == f"{bad}: {message}"
     assert _tree(out) == before
+
+
+# -- items 3 and 4: one URL rule with the runtime; one line at the spec's line, never a traceback
+
+
+def model_line(call: str) -> str:
+    return IMPORTS + namespace("Models", "models", MODEL + f"    {call}\n")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            'ns.samediff_model("x", "d", "http://[::1/x.fb")',
+            "url 'http://[::1/x.fb' is not a valid URL (Invalid IPv6 URL)",
+        ),
+        (
+            'ns.samediff_model("x", "d", "https://ex\\uff0fample.com/x.fb")',
+            "url 'https://ex\uff0fample.com/x.fb' is not a valid URL (netloc 'ex\uff0fample.com'"
+            " contains invalid characters under NFKC normalization)",
+        ),
+        (
+            'ns.samediff_model("x", "d", "https://ex\\u00e4mple.com/x.fb")',
+            "url 'https://ex\u00e4mple.com/x.fb' has an invalid host 'ex\u00e4mple.com'"
+            " (ASCII letters, digits, '-' and '.')",
+        ),
+        (
+            'ns.samediff_model("x", "d", "https://h/x.fb", size=10**5000)',
+            "size must be between 0 and 2**63 - 1, not a 16610-bit integer",
+        ),
+        (
+            'ns.samediff_model("x", "d", "https://h/x.fb", metadata={"n": 10**5000})',
+            "metadata['n'] must fit in 64 bits",
+        ),
+        ('raise GeneratorExit("spec gave up")', "GeneratorExit: spec gave up"),
+        ("raise SystemExit(3)", "SystemExit: 3"),
+        (
+            'ns.samediff_model("x", "d", "https://h/model:v2.fb")',
+            "url 'https://h/model:v2.fb' gives an invalid model file 'model:v2.fb':"
+            " forbidden character(s) ':'",
+        ),
+        (
+            'ns.samediff_model("x", "d", "https://h/caf%e9.fb")',
+            "url 'https://h/caf%e9.fb' segment 'caf%e9.fb' is not percent-encoded UTF-8",
+        ),
+        (
+            'ns.samediff_model("x", "d", f"{U}/samediff/%6D2.fb")',
+            f"url '{DEFAULT_OMNIHUB_URL}/samediff/%6D2.fb' is not percent-encoded canonically;"
+            f" the runtime fetches '{DEFAULT_OMNIHUB_URL}/samediff/m2.fb'",
+        ),
+        (
+            'ns.samediff_model("x", "d", "https://h/x.fb.lock")',
+            "url 'https://h/x.fb.lock' gives an invalid model file 'x.fb.lock': names ending in"
+            " .incomplete, .incomplete.json, .lock, .omnihub.json, .corrupt are reserved",
+        ),
+        (
+            'ns.samediff_model("x", "d", "https://h/x.fb", repository="github")',
+            "repository 'github' is not registered in the runtime (known: omnihub, huggingface,"
+            " url, onnx-model-zoo)",
+        ),
+        (
+            'ns.samediff_model("x", "d", "https://user:pw@h/x.fb")',
+            "url 'https://user:pw@h/x.fb' must not contain credentials",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_at_the_spec_line(tmp_path: Path, call: str, message: str) -> None:
+    spec_dir = write_spec(tmp_path, model_line(call))
+    assert errors(spec_dir) == [f"spec/s.py:5: {message}"]
+
+
+def test_cli_reports_a_bad_url_without_a_traceback(tmp_path: Path) -> None:
+    spec_dir = write_spec(tmp_path, model_line('ns.samediff_model("x", "d", "http://[::1/x.fb")'))
+    result = run_cli(str(spec_dir), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0].startswith("spec/s.py:5: url 'http://[::1/x.fb'")
+    assert "Traceback" not in result.stderr
+
+
+def _definition(url: str, repository: str | None = None) -> ModelDefinition:
+    return ModelDefinition(
+        kind="samediff_model",
+        name="m",
+        documentation="Doc.",
+        framework=Framework.SAMEDIFF,
+        model_type=ModelType.COMP_GRAPH,
+        format=None,
+        url=url,
+        repository=repository,
+        file="spec/s.py",
+        line=7,
+    )
+
+
+def _validate_one(definition: ModelDefinition) -> tuple[ModelEntry | None, list[str]]:
+    ns = LoadedNamespace(name="M", package="m", file="spec/s.py", line=1, models=(definition,))
+    catalogs, problems = validate([ns])
+    entries = [m for c in catalogs for m in c.models]
+    return (entries[0] if entries else None), [str(p) for p in problems]
+
+
+_URL_TEXT = st.text(st.characters(codec="utf-8"), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tail=_URL_TEXT, host=st.sampled_from(["https://h/", f"{DEFAULT_OMNIHUB_URL}/samediff/"]))
+def test_any_url_is_one_line_or_a_file_the_runtime_accepts_and_fetches(
+    tail: str, host: str
+) -> None:
+    url = host + tail
+    entry, problems = _validate_one(_definition(url))
+    if entry is None:
+        assert len(problems) == 1
+        assert problems[0].startswith("spec/s.py:7: ")
+        assert "\n" not in problems[0]
+        return
+    assert split_name(entry.file)
+    if host != "https://h/":  # the zoo: the runtime rebuilds exactly the spec's URL
+        assert build_model_url(DEFAULT_OMNIHUB_URL, "samediff", entry.file) == url
+    else:  # DL4J's rule: the last segment
+        assert entry.file == unquote(url.rsplit("/", 1)[-1], errors="strict")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(codec="utf-8", exclude_characters="/"), min_size=1, max_size=40))
+def test_every_name_the_runtime_accepts_compiles_to_the_same_file(name: str) -> None:
+    try:
+        split_name(name)
+    except ConfigurationError:
+        return
+    url = build_model_url(DEFAULT_OMNIHUB_URL, "samediff", name)
+    entry, problems = _validate_one(_definition(url))
+    assert problems == []
+    assert entry is not None
+    assert entry.file == name
