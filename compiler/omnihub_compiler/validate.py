@@ -361,13 +361,16 @@ def validate(namespaces: list[LoadedNamespace]) -> tuple[list[Catalog], list[Spe
             by_name[entry.python_name] = entry
             key = (entry.framework.value, entry.file)
             same = files.setdefault(key, entry)
-            if same is not entry and (same.sha256, same.size) != (entry.sha256, entry.size):
+            if same is not entry and (
+                entry.sha256 is None or (same.sha256, same.size) != (entry.sha256, entry.size)
+            ):
                 errors.append(
                     SpecError(
                         definition.location,
                         f"model {entry.name!r} shares the cache file"
                         f" {entry.framework.value}/{entry.file} with model {same.name!r}"
-                        f" ({same.source}) but declares a different sha256 or size",
+                        f" ({same.source}); allowed only when both declare the same sha256"
+                        " (and size)",
                     )
                 )
         models = tuple(by_name[k] for k in sorted(by_name))

@@ -310,3 +310,67 @@ def test_every_name_the_runtime_accepts_compiles_to_the_same_file(name: str) -> 
     assert problems == []
     assert entry is not None
     assert entry.file == name
+
+
+# -- item 5: two models, one cache file ---------------------------------------------------------
+
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("", ""),  # neither pinned: DL4J silently shares one file
+        (f", sha256={SHA_A!r}", ""),
+        ("", f", sha256={SHA_A!r}"),
+        (f", sha256={SHA_A!r}", f", sha256={SHA_B!r}"),
+    ],
+)
+def test_two_models_with_one_file_name_need_the_same_sha256(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    body = (
+        f'    ns.samediff_model("a", "d", "https://one.example/x/m.fb"{first})\n'
+        f'    ns.samediff_model("b", "d", "https://two.example/y/m.fb"{second})\n'
+    )
+    spec_dir = write_spec(tmp_path, IMPORTS + namespace("Models", "models", body))
+    assert errors(spec_dir) == [
+        "spec/s.py:5: model 'b' shares the cache file samediff/m.fb with model 'a'"
+        " (spec/s.py:4); allowed only when both declare the same sha256 (and size)"
+    ]
+
+
+def test_two_models_with_one_file_and_one_sha256_are_accepted(tmp_path: Path) -> None:
+    body = (
+        f'    ns.samediff_model("a", "d", "https://one.example/m.fb", sha256={SHA_A!r})\n'
+        f'    ns.samediff_model("b", "d", "https://two.example/m.fb", sha256={SHA_A!r})\n'
+    )
+    (catalog,) = build_catalogs(write_spec(tmp_path, IMPORTS + namespace("M", "m", body)))
+    assert [m.file for m in catalog.models] == ["m.fb", "m.fb"]
+
+
+# -- item 6: the no-op shortcut sees every input ------------------------------------------------
+
+DATA_SPEC = (
+    "import json, pathlib\n" + IMPORTS + "@framework_namespace('Data', package='data')\n"
+    "def data(ns: NamespaceBuilder) -> None:\n"
+    "    rows = json.loads((pathlib.Path(__file__).parent / 'data' / 'models.json').read_text())\n"
+    "    for row in rows:\n"
+    "        ns.samediff_model(row, 'Doc.', f'{U}/samediff/{row}.fb')\n"
+)
+
+
+def test_editing_a_data_file_the_spec_reads_recompiles(tmp_path: Path) -> None:
+    spec_dir = write_spec(tmp_path, DATA_SPEC)
+    (spec_dir / "data").mkdir()
+    manifest = spec_dir / "data" / "models.json"
+    manifest.write_text('["alpha"]')
+    out = tmp_path / "out"
+    assert compile_spec(spec_dir, out).changed
+    assert not compile_spec(spec_dir, out)  # the stamp: up to date
+    manifest.write_text('["alpha", "beta"]')
+    diff = compile_spec(spec_dir, out)
+    assert "omnihub_generated/data/__init__.py" in diff.changed
+    assert "def beta(" in (out / "omnihub_generated/data/__init__.py").read_text()
+    assert not compile_spec(spec_dir, out)  # bytecode written by the import does not count
