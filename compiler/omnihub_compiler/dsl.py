@@ -28,7 +28,7 @@ from types import FrameType
 from typing import Any
 
 import attrs
-from omnihub._enums import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
+from omnihub import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
 
 __all__ = [
     "DEFAULT_OMNIHUB_URL",
