@@ -19,6 +19,7 @@ import attrs
 
 from omnihub_compiler.dsl import FrameworkNamespace, ModelDefinition, NamespaceBuilder
 from omnihub_compiler.errors import SpecError
+from omnihub_compiler.manifest import ManifestError
 
 __all__ = ["LoadedNamespace", "load_spec", "spec_files"]
 
@@ -50,6 +51,9 @@ def _display(spec_dir: Path, path: Path) -> str:
 
 def _located(exc: BaseException, known: dict[str, str], fallback: str) -> str:
     """``file:line`` of the innermost traceback frame inside a spec file."""
+    explicit = getattr(exc, "location", None)
+    if isinstance(explicit, str):  # a ManifestError knows its manifest entry
+        return explicit
     location = fallback
     for frame in traceback.extract_tb(exc.__traceback__):
         shown = known.get(frame.filename)
@@ -61,6 +65,8 @@ def _located(exc: BaseException, known: dict[str, str], fallback: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ManifestError):
+        return exc.message
     text = str(exc).splitlines()[0] if str(exc) else ""
     kind = type(exc).__name__
     return f"{kind}: {text}" if text else kind

@@ -105,12 +105,17 @@ class _Checker:
         return value
 
     def enum(self, field: str, value: object, kind: type[Framework | ModelType | Format]) -> object:
-        try:
-            return kind(value)
-        except ValueError:
-            names = ", ".join(member.name for member in kind)
-            self.fail(f"{field} must be one of {names}, not {value!r}")
-            return None
+        """``value`` as a member of ``kind``: a member, or its name or value in any case
+        (Kotlin's ``fromString``)."""
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str):
+            for member in kind:
+                if value.lower() in (member.name.lower(), member.value.lower()):
+                    return member
+        names = ", ".join(member.name for member in kind)
+        self.fail(f"{field} must be one of {names} (any case), not {value!r}")
+        return None
 
 
 def _name_problem(name: str, what: str) -> str | None:
@@ -162,18 +167,20 @@ def _check_extras(check: _Checker, d: ModelDefinition) -> dict[str, object]:
         check.fail(f"tags must be a sequence of strings, not {type(d.tags).__name__}")
     else:
         for tag in d.tags:
-            value = check.text("each tag", tag)
-            if value is not None and not value.strip():
+            text = check.text("each tag", tag)
+            if text is not None and not text.strip():
                 check.fail("tags must not be blank")
-            elif value is not None:
-                tags.append(value)
+            elif text is not None:
+                tags.append(text)
     out["tags"] = tuple(tags)
     metadata: dict[str, str | int | float | bool] = {}
     if d.metadata is not None and not isinstance(d.metadata, Mapping):
         check.fail(f"metadata must be a mapping, not {type(d.metadata).__name__}")
     elif d.metadata is not None:
-        for key, value in d.metadata.items():
-            if check.text("each metadata key", key) is None:
+        items: Iterable[tuple[object, object]] = d.metadata.items()
+        for raw_key, value in items:
+            key = check.text("each metadata key", raw_key)
+            if key is None:
                 continue
             if not isinstance(value, (str, int, float, bool)):
                 check.fail(f"metadata[{key!r}] must be str, int, float or bool")
@@ -272,7 +279,7 @@ def _entry(d: ModelDefinition, ns: LoadedNamespace, errors: list[SpecError]) -> 
         repository=repository,
         hugging_face_id=hf_id,
         file_pattern=pattern,
-        source=d.location,
+        source=d.source,
         **extras,  # type: ignore[arg-type]
     )
 

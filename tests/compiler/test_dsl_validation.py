@@ -112,7 +112,7 @@ OK = 'ns.samediff_model("m", "Doc.", f"{U}/samediff/m.fb")\n'
         ),
         (
             'ns.model("m", "d", "https://h/m.fb", framework="tf")',
-            "framework must be one of DL4J, SAMEDIFF, ONNX, not 'tf'",
+            "framework must be one of DL4J, SAMEDIFF, ONNX (any case), not 'tf'",
         ),
         (
             'ns.dl4j_model("m", "d", "https://h/m.zip", model_type=ModelType.SAMEDIFF_PIPELINE)',
