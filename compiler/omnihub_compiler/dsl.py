@@ -22,14 +22,15 @@ returns the recorded :class:`ModelDefinition`, which may still be changed (Kotli
 strings in any case (``"comp_graph"``), as Kotlin's ``fromString`` accepts them. The
 builders only *record* definitions with the ``spec/<file>.py:<line>`` they came from; the
 compiler validates them all afterwards (:mod:`omnihub_compiler.validate`) and reports every
-error. :meth:`NamespaceBuilder.manifest` reads models from a JSON file in spec/ with errors
-located at the manifest entry.
+error. :meth:`NamespaceBuilder.manifest` and :meth:`NamespaceBuilder.at` read models from a
+JSON file in spec/ with every error located at its manifest entry.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypedDict, overload
@@ -405,26 +406,33 @@ class NamespaceBuilder:
             extras=extras,
         )
 
-    def manifest(self, path: str, *, label: Iterable[str] = ()) -> Iterator[ManifestEntry]:
-        """Iterate over the entries of a JSON manifest in spec/ (a list of objects).
+    def manifest(self, path: str, *, label: Iterable[str] = ()) -> list[ManifestEntry]:
+        """The entries of a JSON manifest in spec/ (a list of objects), each located.
 
-        ``path`` is relative to the calling spec file. While the loop body handles an entry,
-        every model it declares -- and every error about it, including a missing or
-        mistyped field read through the entry -- is located at
-        ``spec/<path>:<line>: entry <n> (<label fields>)``. ``label`` names the fields that
-        identify an entry in messages, e.g. ``("model", "opset")``.
+        ``path`` is relative to the calling spec file and must stay inside its directory.
+        ``label`` names the fields that identify an entry in messages, e.g.
+        ``("model", "opset_version")`` gives ``spec/m.json:12: entry 3 (model 'AlexNet',
+        opset_version 7): ...``. Reading a missing or mistyped field through the entry's
+        accessors raises an error located there; declare each entry's models inside
+        ``with ns.at(entry):`` so that validation errors are located there too.
         """
         from omnihub_compiler.manifest import read_manifest
 
+        relative = Path(path)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"manifest path {path!r} must be relative, inside the spec directory")
         file, _, real = _caller_location(self._known_files)
-        base = Path(real).parent
-        shown = file.rsplit("/", 1)[0] + "/" + path if "/" in file else path
-        for entry in read_manifest(base / path, shown, tuple(label)):
-            self._entry = entry
-            try:
-                yield entry
-            finally:
-                self._entry = None
+        shown = f"{file.rsplit('/', 1)[0]}/{relative.as_posix()}" if "/" in file else path
+        return read_manifest(Path(real).parent / relative, shown, tuple(label))
+
+    @contextmanager
+    def at(self, entry: ManifestEntry) -> Iterator[ManifestEntry]:
+        """Locate the models declared inside the ``with`` block at manifest ``entry``."""
+        previous, self._entry = self._entry, entry
+        try:
+            yield entry
+        finally:
+            self._entry = previous
 
 
 @attrs.frozen(kw_only=True, eq=False)

@@ -78,6 +78,11 @@ class ManifestEntry(Mapping[str, Any]):
         value: int = self._typed(key, (int,), "an integer")
         return value
 
+    def object(self, key: str) -> ManifestEntry:
+        """The object field ``key``, as an entry located (and labelled) like this one."""
+        value = self._typed(key, (dict,), "an object")
+        return ManifestEntry(value, self.file, self.line, self.index, self.label)
+
     def texts(self, key: str) -> tuple[str, ...]:
         """The list-of-strings field ``key``."""
         value = self._typed(key, (list,), "a list of strings")
