@@ -5,7 +5,7 @@ entries in onnx.hub's own shape (``model``, ``model_path``, ``onnx_version``,
 ``opset_version``, ``metadata.model_sha``/``model_bytes``/``tags``; taken from
 github.com/onnx/models ``ONNX_HUB_MANIFEST.json``), so updating the zoo is replacing
 entries, not editing code. Every problem with an entry is reported at it, e.g.
-``spec/onnx_manifest.json:412: entry 37 (model 'ResNet50', opset_version 7): ...``.
+``spec/onnx_manifest.json:557: entry 37 (model 'DenseNet-121-12-int8', opset_version 12): ...``.
 
 Naming rule for one model at several opsets: a model whose Python name (the DSL's rule) is
 shared by several manifest entries gets ``_opset<N>`` appended to each, e.g. ``AlexNet`` at

@@ -3,7 +3,8 @@
 A manifest is a JSON list of objects. :func:`read_manifest` returns one
 :class:`ManifestEntry` per object, knowing its index and the line it starts on, so that
 every problem -- invalid JSON, a missing or mistyped field, a model the validator rejects --
-is reported as ``spec/onnx_manifest.json:412: entry 37 (model 'ResNet50', opset 7): ...``
+is reported as ``spec/onnx_manifest.json:557: entry 37 (model 'DenseNet-121-12-int8',
+opset_version 12): ...``
 instead of at the line of the loop that read it. Entries are numbered from 0, as in
 ``jq '.[37]'``. The typed accessors (:meth:`ManifestEntry.text`, :meth:`~ManifestEntry.integer`,
 ...) raise :class:`ManifestError`, which the spec loader reports as that one line.

@@ -11,6 +11,7 @@ from omnihub import Format, Framework, ModelType
 from omnihub_compiler.compile import build_catalogs
 from omnihub_compiler.dsl import ModelDefinition, NamespaceBuilder
 from omnihub_compiler.errors import CompileError
+from omnihub_compiler.naming import python_name
 
 HEAD = (
     "from omnihub_compiler.dsl import DEFAULT_OMNIHUB_URL, Framework, ModelType,"
@@ -165,3 +166,32 @@ def test_every_builder_goes_through_one_implementation() -> None:
     assert made[3].file_pattern == "*.gguf"
     assert made[4].file_pattern is None
     assert made[3].repository == made[4].repository == "huggingface"
+
+
+def _dsl_table() -> list[list[str]]:
+    """The rows of docs/dsl.md's "real DL4J definitions" table, cells without backticks."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "dsl.md").read_text()
+    section = text.split("## The real DL4J definitions, line by line", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return [[cell.strip().strip("`") for cell in row.strip("|").split(" | ")] for row in rows]
+
+
+def test_the_docs_kotlin_table_compiles_to_its_python_functions(tmp_path: Path) -> None:
+    """Item 9: the table's Python column is valid DSL and gives its last column."""
+    rows = _dsl_table()
+    assert len(rows) == 10  # DL4J's three zoo models and its seven LLM catalogue entries
+    calls = "".join(f"    {python}\n" for _, _, python, _ in rows)
+    text = (
+        HEAD
+        + "U = DEFAULT_OMNIHUB_URL\n"
+        + 'doc = "Documentation."\n'
+        + '@framework_namespace("Table", package="table")\n'
+        + f"def table(ns: NamespaceBuilder) -> None:\n{calls}"
+    )
+    (catalog,) = build_catalogs(write(tmp_path, text))
+    by_line = {int(m.source.rsplit(":", 1)[1]): m.python_name for m in catalog.models}
+    assert [by_line[6 + i] for i in range(len(rows))] == [row[3] for row in rows]
+    for kotlin, java, _, function in rows:
+        declared = kotlin.split('"')[1]
+        assert python_name(declared) == function
+        assert declared in java
