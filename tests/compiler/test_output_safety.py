@@ -374,3 +374,13 @@ def test_editing_a_data_file_the_spec_reads_recompiles(tmp_path: Path) -> None:
     assert "omnihub_generated/data/__init__.py" in diff.changed
     assert "def beta(" in (out / "omnihub_generated/data/__init__.py").read_text()
     assert not compile_spec(spec_dir, out)  # bytecode written by the import does not count
+
+
+def test_ctrl_c_in_a_spec_stops_the_compile_with_exit_130(tmp_path: Path) -> None:
+    spec_dir = write_spec(tmp_path, model_line("raise KeyboardInterrupt"))
+    result = run_cli(str(spec_dir), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        130,
+        "omnihub-compile: interrupted; nothing written\n",
+    )
+    assert not (tmp_path / "out").exists()
