@@ -189,7 +189,7 @@ def test_the_docs_kotlin_table_compiles_to_its_python_functions(tmp_path: Path) 
         + f"def table(ns: NamespaceBuilder) -> None:\n{calls}"
     )
     (catalog,) = build_catalogs(write(tmp_path, text))
-    by_line = {int(m.source.rsplit(":", 1)[1]): m.python_name for m in catalog.models}
+    by_line = {int(str(m.source).rsplit(":", 1)[1]): m.python_name for m in catalog.models}
     assert [by_line[6 + i] for i in range(len(rows))] == [row[3] for row in rows]
     for kotlin, java, _, function in rows:
         declared = kotlin.split('"')[1]

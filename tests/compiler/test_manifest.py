@@ -120,7 +120,7 @@ def test_the_real_onnx_manifest_locates_every_model_at_its_entry() -> None:
     lines = (REPO / "spec" / "onnx_manifest.json").read_text().splitlines()
     assert len(onnx.models) == 184
     for model in onnx.models:
-        file, line = model.source.rsplit(":", 1)
+        file, line = str(model.source).rsplit(":", 1)
         assert file == "spec/onnx_manifest.json"
         assert lines[int(line) - 1].strip() == "{"
         following = lines[int(line)]
