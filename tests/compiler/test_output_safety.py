@@ -384,3 +384,21 @@ def test_ctrl_c_in_a_spec_stops_the_compile_with_exit_130(tmp_path: Path) -> Non
         "omnihub-compile: interrupted; nothing written\n",
     )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("namespace_name", "call"),
+    [
+        ("SameDiffGraph", MODEL.strip()),
+        ("ComputationGraph", 'ns.dl4j_model("m", "d", f"{U}/dl4j/m.zip", True, "COMP_GRAPH")'),
+    ],
+)
+def test_a_namespace_named_like_its_result_type_still_imports(
+    tmp_path: Path, namespace_name: str, call: str
+) -> None:
+    spec_dir = write_spec(tmp_path, IMPORTS + namespace(namespace_name, "p", f"    {call}\n"))
+    files = render_tree(spec_dir)
+    assert import_problems(files) == []
+    init = files["omnihub_generated/p/__init__.py"].decode()
+    assert f"import {namespace_name} as _{namespace_name}" in init
+    assert f"class {namespace_name}:" in init
