@@ -371,7 +371,9 @@ class NamespaceBuilder:
         """Kotlin ``GGUFModel(name, documentation, huggingFaceId, filePattern = "*.gguf",
         pretrained = true)``: GGUF on the Hugging Face Hub (SAMEDIFF_PIPELINE).
 
-        ``file_pattern`` is a file name or a glob; None means every file of the repository.
+        ``file_pattern`` is a file name or a glob the runtime resolves to exactly one file
+        through the Hub's listing. (DL4J's None, every file of the repository, is reported
+        as not supported yet.)
         """
         return self._hugging_face(
             "gguf_model",

@@ -232,7 +232,14 @@ def _entry(d: ModelDefinition, ns: LoadedNamespace, errors: list[SpecError]) -> 
         hf_id = check.text("hugging_face_id", d.hugging_face_id)
         if hf_id is not None and (not _HF_ID.match(hf_id) or ".." in hf_id or "--" in hf_id):
             check.fail(f"hugging_face_id must be 'owner/name', not {hf_id!r}")
-        pattern = check.text("file_pattern", d.file_pattern)
+        pattern = None
+        if d.file_pattern is None:  # DL4J: every file; the runtime fetches one file per model
+            check.fail(
+                "file_pattern=None (every file of the repository) is not supported yet;"
+                " name the file, or a glob that matches exactly one file"
+            )
+        else:
+            pattern = check.text("file_pattern", d.file_pattern)
         if pattern is not None:
             problem = _name_problem(pattern, "file_pattern")
             if problem:
