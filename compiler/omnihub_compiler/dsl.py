@@ -371,9 +371,9 @@ class NamespaceBuilder:
         """Kotlin ``GGUFModel(name, documentation, huggingFaceId, filePattern = "*.gguf",
         pretrained = true)``: GGUF on the Hugging Face Hub (SAMEDIFF_PIPELINE).
 
-        ``file_pattern`` is a file name or a glob the runtime resolves to exactly one file
-        through the Hub's listing. (DL4J's None, every file of the repository, is reported
-        as not supported yet.)
+        ``file_pattern`` is a file name (one file, loaded), or a glob (``*``, ``?``) or None
+        (every file): then the model is every matching file of the repository, and the
+        generated function returns an ``omnihub.hf_snapshot.Snapshot``.
         """
         return self._hugging_face(
             "gguf_model",

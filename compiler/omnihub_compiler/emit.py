@@ -461,6 +461,10 @@ _QUALNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
 def _result_type(function: object, entry: ModelEntry) -> tuple[str, str]:
+    from omnihub.hf_snapshot import is_snapshot
+
+    if is_snapshot(entry) and not entry.factory:  # every matching file of a Hub repository
+        return "omnihub.hf_snapshot", "Snapshot"
     module, qualname = function(entry)  # type: ignore[operator]
     if not (isinstance(module, str) and _QUALNAME.match(module)) or not (
         isinstance(qualname, str) and _QUALNAME.match(qualname)

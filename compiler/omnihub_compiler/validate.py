@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from omnihub import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
 from omnihub.catalog import Catalog, ModelEntry
 from omnihub.errors import ConfigurationError
+from omnihub.hf_snapshot import is_snapshot
 from omnihub.names import MAX_SIZE, check_repository, file_under, last_segment_file
 from omnihub.urls import split_name
 
@@ -232,20 +233,15 @@ def _entry(d: ModelDefinition, ns: LoadedNamespace, errors: list[SpecError]) -> 
         hf_id = check.text("hugging_face_id", d.hugging_face_id)
         if hf_id is not None and (not _HF_ID.match(hf_id) or ".." in hf_id or "--" in hf_id):
             check.fail(f"hugging_face_id must be 'owner/name', not {hf_id!r}")
-        pattern = None
-        if d.file_pattern is None:  # DL4J: every file; the runtime fetches one file per model
-            check.fail(
-                "file_pattern=None (every file of the repository) is not supported yet;"
-                " name the file, or a glob that matches exactly one file"
-            )
-        else:
-            pattern = check.text("file_pattern", d.file_pattern)
+        pattern = check.text("file_pattern", d.file_pattern, optional=True)
         if pattern is not None:
             problem = _name_problem(pattern, "file_pattern")
             if problem:
                 check.fail(problem)
             elif hf_id is not None:
                 file = f"{hf_id}/{pattern}"
+        elif hf_id is not None:  # DL4J's null pattern: every file of the repository
+            file = hf_id
     else:
         url = check.text("url", d.url)
         if url is not None and isinstance(framework, Framework):
@@ -373,6 +369,8 @@ def validate(namespaces: list[LoadedNamespace]) -> tuple[list[Catalog], list[Spe
                 errors.append(SpecError(definition.location, message))
                 continue
             by_name[entry.python_name] = entry
+            if is_snapshot(entry):  # each file is verified against the Hub's listing
+                continue
             key = (entry.framework.value, entry.file)
             same = files.setdefault(key, entry)
             if same is not entry and (

@@ -195,17 +195,3 @@ def test_the_docs_kotlin_table_compiles_to_its_python_functions(tmp_path: Path) 
         declared = kotlin.split('"')[1]
         assert python_name(declared) == function
         assert declared in java
-
-
-def test_a_file_pattern_of_none_is_reported_as_not_supported(tmp_path: Path) -> None:
-    text = (
-        HEAD
-        + '@framework_namespace("M", package="m")\n'
-        + 'def m(ns: NamespaceBuilder) -> None:\n    ns.gguf_model("a", "d", "o/n", None)\n'
-    )
-    with pytest.raises(CompileError) as info:
-        build_catalogs(write(tmp_path, text))
-    assert info.value.lines == [
-        "spec/s.py:4: file_pattern=None (every file of the repository) is not supported yet;"
-        " name the file, or a glob that matches exactly one file"
-    ]
