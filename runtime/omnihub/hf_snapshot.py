@@ -27,12 +27,12 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 from omnihub.errors import ConfigurationError, DownloadError, IntegrityError, ModelNotFoundError
-from omnihub.urls import build_hf_url, check_base_url, check_remote_url, redact_url, split_name
+from omnihub.urls import build_hf_url, check_base_url, redact_url, split_name
 
 if TYPE_CHECKING:
     from omnihub.catalog import ModelEntry
@@ -129,37 +129,15 @@ def list_repository(repo_id: str, revision: str, config: Config) -> list[RemoteF
     """Every file of ``repo_id`` at ``revision`` with its size, sha256 and blob id."""
     from urllib.parse import quote
 
-    import requests
+    from omnihub.repositories import _json_get  # the Hub listing GET, transport rules applied
 
     endpoint = check_base_url(config.hf_endpoint, allow_http=config.allow_http)
     url = (
         f"{endpoint}/api/models/{quote(repo_id, safe='/')}/revision/"
         f"{quote(revision, safe='')}?blobs=true"
     )
-    check_remote_url(url, allow_http=config.allow_http, allow_file=False)
     what = f"Hugging Face repository {repo_id}@{revision}"
-    try:
-        response = requests.get(
-            url,
-            headers=_headers(config),
-            timeout=(config.connect_timeout, config.read_timeout),
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
-        raise DownloadError(
-            f"{what}: {redact_url(url)} unreachable: {type(exc).__name__}"
-        ) from None
-    with response:
-        if response.status_code in (401, 403, 404):
-            raise ModelNotFoundError(
-                f"{what}: {redact_url(url)} answered HTTP {response.status_code}"
-            )
-        if response.status_code != 200:
-            raise DownloadError(f"{what}: {redact_url(url)} answered HTTP {response.status_code}")
-        try:
-            data: Any = response.json()
-        except ValueError:
-            raise DownloadError(f"{what}: {redact_url(url)} did not return JSON") from None
+    data = _json_get(url, _headers(config), config, what)
     siblings = data.get("siblings") if isinstance(data, dict) else None
     if not isinstance(siblings, list):
         raise DownloadError(f"{what}: {redact_url(url)}: the listing has no 'siblings' list")
