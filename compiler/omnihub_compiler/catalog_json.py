@@ -10,10 +10,11 @@ with ``catalog_to_json`` on hypothesis-generated catalogues; small catalogues si
 from __future__ import annotations
 
 import enum
+import inspect
 import json
 from collections.abc import Mapping
 
-from omnihub._value import defaults, fields
+import attrs
 from omnihub.catalog import Catalog, ModelEntry, catalog_to_json
 
 __all__ = ["catalog_json"]
@@ -22,9 +23,23 @@ _SMALL = 200
 
 
 def _defaults() -> list[tuple[str, object, bool]]:
-    """(name, default value, required) of every ModelEntry field, sorted by name."""
-    given = defaults(ModelEntry)
-    return sorted((name, given.get(name), name not in given) for name in fields(ModelEntry))
+    """(name, default value, required) of every ModelEntry field, sorted by name.
+
+    Read from the public constructor (``attrs.fields`` when ModelEntry is an attrs class).
+    """
+    if attrs.has(ModelEntry):
+        result = []
+        for field in attrs.fields(ModelEntry):
+            default = field.default
+            if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+                default = default.factory()
+            result.append((field.name, default, default is attrs.NOTHING))
+        return sorted(result)
+    parameters = inspect.signature(ModelEntry).parameters.values()
+    return sorted(
+        (p.name, None if p.default is p.empty else p.default, p.default is p.empty)
+        for p in parameters
+    )
 
 
 _DEFAULTS = _defaults()

@@ -184,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except CompileError as exc:
         return _errors(exc.lines, "nothing written")
+    except KeyboardInterrupt:
+        print("omnihub-compile: interrupted; nothing written", file=sys.stderr)
+        return 130
     except OSError as exc:
         print(f"omnihub-compile: {exc}", file=sys.stderr)
         return 1

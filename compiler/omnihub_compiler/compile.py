@@ -15,6 +15,7 @@ from omnihub_compiler.writer import TreeDiff, diff_tree, write_file, write_tree
 
 __all__ = [
     "build_catalogs",
+    "check_runtime_api",
     "compile_spec",
     "lock_display",
     "render_docs",
@@ -39,13 +40,9 @@ def build_catalogs(spec_dir: Path, *, use_lock: bool = True) -> list[Catalog]:
     seen: dict[str, str] = {}
     for ns in namespaces:
         first = seen.setdefault(ns.name, ns.location)
-        if first != ns.location or ns.name in ("Pretrained", "TYPE_CHECKING"):
-            reason = (
-                f"namespace name {ns.name!r} is reserved"
-                if first == ns.location
-                else f"namespace name {ns.name!r} is already declared at {first}"
-            )
-            errors.append(SpecError(ns.location, reason))
+        if first != ns.location:
+            message = f"namespace name {ns.name!r} is already declared at {first}"
+            errors.append(SpecError(ns.location, message))
     if use_lock and spec_dir.is_dir():
         lock, lock_errors = read_lock(spec_dir / LOCK_FILENAME, lock_display(spec_dir))
         errors += lock_errors
@@ -68,12 +65,34 @@ def render_outputs(
     from omnihub_compiler import __version__
     from omnihub_compiler.distribution import DISTRIBUTION_NAME, PYPROJECT, render_pyproject
     from omnihub_compiler.emit import SHARD_SIZE, emit_tree  # the stamp's no-op path skips it
+    from omnihub_compiler.verify import import_problems
 
     catalogs = build_catalogs(spec_dir)
+    check_runtime_api()
     files = emit_tree(catalogs, shard_size=SHARD_SIZE if shard_size is None else shard_size)
     name = DISTRIBUTION_NAME if dist_name is None else dist_name
     files[PYPROJECT] = render_pyproject(catalogs, __version__, name=name).encode()
+    problems = import_problems(files)
+    if problems:
+        raise CompileError(problems)
     return files, catalogs
+
+
+def check_runtime_api() -> None:
+    """Refuse to emit code the installed runtime could not import (a CompileError)."""
+    from omnihub import __version__ as runtime_version
+    from omnihub.generated_api import SUPPORTED_API_VERSIONS
+
+    from omnihub_compiler.emit import GENERATED_API
+
+    if GENERATED_API not in SUPPORTED_API_VERSIONS:
+        supported = ", ".join(str(v) for v in sorted(SUPPORTED_API_VERSIONS))
+        raise CompileError(
+            [
+                f"omnihub-compile emits generated-code API {GENERATED_API}, but the installed"
+                f" omnihub {runtime_version} provides API {supported}; install a matching omnihub"
+            ]
+        )
 
 
 def render_tree(

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from omnihub._enums import Format
+from omnihub import Format
 from omnihub.catalog import Catalog
 
 from omnihub_compiler.emit import GENERATED_ROOT, HEADER

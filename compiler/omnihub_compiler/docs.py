@@ -53,7 +53,7 @@ def _code(text: str) -> str:
 def _source(model: ModelEntry) -> str:
     repository = model.repository or "omnihub"
     if model.hugging_face_id is not None:
-        where = f"{model.hugging_face_id}/{model.file_pattern or ''}"
+        where = f"{model.hugging_face_id}/{model.file_pattern or '(every file)'}"
         revision = f" @ {model.revision}" if model.revision else ""
         return f"{markdown_text(repository)}: {markdown_text(where + revision)}"
     if model.url is None:

@@ -3,37 +3,53 @@
 Kotlin::
 
     FrameworkNamespace("SameDiffModels") {
-        SameDiffModel(name = "resnet18", documentation = "...", url = "...")
+        SameDiffModel("resnet18", "...", "${DEFAULT_OMNIHUB_URL}/samediff/resnet18.fb", true)
     }
 
-Python (a spec file in spec/)::
+Python (a spec file in spec/), line by line::
 
-    from omnihub_compiler.dsl import NamespaceBuilder, framework_namespace
+    from omnihub_compiler.dsl import DEFAULT_OMNIHUB_URL, NamespaceBuilder, framework_namespace
 
     @framework_namespace("SameDiffModels", package="samediff")
     def samediff(ns: NamespaceBuilder) -> None:
-        ns.samediff_model("resnet18", documentation="...", url="...")
+        ns.samediff_model("resnet18", "...", f"{DEFAULT_OMNIHUB_URL}/samediff/resnet18.fb", True)
 
 The decorated function plays the Kotlin receiver lambda (``NamespaceModels.() -> Unit``):
-its typed first parameter is the receiver, so mypy checks every call. The builder methods
-only *record* definitions, with the ``spec/<file>.py:<line>`` they came from; the compiler
-validates them all afterwards (:mod:`omnihub_compiler.validate`) and reports every error.
+its typed first parameter is the receiver, so mypy checks every call. Each builder method
+takes the Kotlin constructor's parameters in the Kotlin order (positionally or by name) and
+returns the recorded :class:`ModelDefinition`, which may still be changed (Kotlin's trailing
+``block``: ``ns.samediff_model(...).tags = ("vision",)``). Enum arguments may be given as
+strings in any case (``"comp_graph"``), as Kotlin's ``fromString`` accepts them. The
+builders only *record* definitions with the ``spec/<file>.py:<line>`` they came from; the
+compiler validates them all afterwards (:mod:`omnihub_compiler.validate`) and reports every
+error. :meth:`NamespaceBuilder.manifest` and :meth:`NamespaceBuilder.at` read models from a
+JSON file in spec/ with every error located at its manifest entry.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, overload
 
 import attrs
-from omnihub._enums import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
+from omnihub import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
+
+from omnihub_compiler.naming import python_name as _python_name
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from omnihub_compiler.manifest import ManifestEntry
 
 __all__ = [
     "DEFAULT_OMNIHUB_URL",
     "HUGGING_FACE",
     "REPOSITORY_BASE_URLS",
+    "Extras",
     "Format",
     "Framework",
     "FrameworkNamespace",
@@ -58,68 +74,134 @@ REPOSITORY_BASE_URLS: Mapping[str, str] = {
 MetadataValue = str | int | float | bool
 
 
-@attrs.frozen(kw_only=True)
+class Extras(TypedDict, total=False):
+    """The keyword-only extras beyond DL4J that every builder method accepts."""
+
+    sha256: str | None
+    size: int | None
+    license: str | None
+    tags: Iterable[str]
+    python_name: str | None
+    factory: str | None
+    repository: str | None
+    revision: str | None
+    metadata: Mapping[str, MetadataValue] | None
+
+
+@attrs.define(kw_only=True, eq=False)
 class ModelDefinition:
-    """One model exactly as the spec declared it (unvalidated) and where it was declared."""
+    """One model as the spec declared it (unvalidated) and where it was declared.
+
+    Mutable on purpose: the builders return it so that a spec can finish a definition
+    afterwards, as a Kotlin ``block`` does. The compiler reads it after the namespace
+    function returned. Types are what the DSL accepts; validation still checks every
+    value, because a spec is not necessarily type-checked.
+    """
 
     kind: str  # the DSL method: "samediff_model", "dl4j_model", "model", "gguf_model", ...
-    name: object
-    documentation: object
-    framework: object
-    model_type: object
-    format: object
-    url: object = None
-    hugging_face_id: object = None
-    file_pattern: object = None
-    pretrained: object = True
-    repository: object = None
-    revision: object = None
-    sha256: object = None
-    size: object = None
-    license: object = None
-    tags: object = ()
-    python_name: object = None
-    factory: object = None
-    metadata: object = None
+    name: str
+    documentation: str
+    framework: Framework | str
+    model_type: ModelType | str
+    format: Format | str | None
+    url: str | None = None
+    hugging_face_id: str | None = None
+    file_pattern: str | None = None
+    pretrained: bool = True
+    repository: str | None = None
+    revision: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    license: str | None = None
+    tags: Iterable[str] = ()
+    python_name: str | None = None
+    factory: str | None = None
+    metadata: Mapping[str, MetadataValue] | None = None
     file: str  # "spec/<file>.py" as shown in messages and the catalogue
     line: int
+    context: str = ""  # e.g. "entry 37 (model 'ResNet50', opset 7)" for a manifest entry
+
+    @property
+    def source(self) -> str:
+        """``spec/<file>:<line>``, as the catalogue records it."""
+        return f"{self.file}:{self.line}"
 
     @property
     def location(self) -> str:
-        """``spec/<file>.py:<line>``."""
-        return f"{self.file}:{self.line}"
+        """Where errors are reported: :attr:`source`, plus the manifest entry if any."""
+        return f"{self.source}: {self.context}" if self.context else self.source
 
 
-def _caller_location(known_files: Mapping[str, str]) -> tuple[str, int]:
-    """The innermost calling frame that lies in a spec file: (display path, line)."""
+def _caller_location(known_files: Mapping[str, str]) -> tuple[str, int, str]:
+    """The innermost calling frame in a spec file: (display path, line, real path)."""
     first = sys._getframe(2)
     frame: FrameType | None = first
     while frame is not None:
         shown = known_files.get(frame.f_code.co_filename)
         if shown is not None:
-            return shown, frame.f_lineno
+            return shown, frame.f_lineno, frame.f_code.co_filename
         frame = frame.f_back
-    return first.f_code.co_filename, first.f_lineno
+    return first.f_code.co_filename, first.f_lineno, first.f_code.co_filename
 
 
 class NamespaceBuilder:
     """The receiver of a ``@framework_namespace`` function (Kotlin's ``NamespaceModels``).
 
-    Each method mirrors one Kotlin model constructor and appends a :class:`ModelDefinition`.
-    Positional ``name, documentation, url`` follow the Kotlin parameter order; everything
-    else is keyword-only. The extras beyond DL4J (``sha256``, ``size``, ``license``,
-    ``tags``, ``python_name``, ``factory``, ``repository``, ``revision``, ``metadata``) are
-    accepted by every method.
+    Each method mirrors one Kotlin model constructor, parameters in the Kotlin order, and
+    returns the :class:`ModelDefinition` it recorded. The extras beyond DL4J
+    (:class:`Extras`: ``sha256``, ``size``, ``license``, ``tags``, ``python_name``,
+    ``factory``, ``repository``, ``revision``, ``metadata``) are keyword-only on every method.
     """
 
     def __init__(self, namespace: FrameworkNamespace, known_files: Mapping[str, str]) -> None:
         self.namespace = namespace
         self.models: list[ModelDefinition] = []
         self._known_files = known_files
+        #: Set while a :meth:`manifest` entry is being turned into models.
+        self._entry: ManifestEntry | None = None
 
-    def _add(self, kind: str, **fields: Any) -> None:
-        file, line = _caller_location(self._known_files)
-        self.models.append(ModelDefinition(kind=kind, file=file, line=line, **fields))
+    def _add(
+        self,
+        kind: str,
+        *,
+        name: str,
+        documentation: str,
+        framework: Framework | str,
+        model_type: ModelType | str,
+        format: Format | str | None,
+        pretrained: bool,
+        url: str | None = None,
+        hugging_face_id: str | None = None,
+        file_pattern: str | None = None,
+        extras: Extras,
+    ) -> ModelDefinition:
+        """The one implementation behind every builder method."""
+        unknown = set(extras) - set(Extras.__annotations__)
+        if unknown:
+            raise TypeError(f"{kind}() got unexpected keyword argument(s): {sorted(unknown)}")
+        if self._entry is not None:
+            file, line, context = self._entry.file, self._entry.line, self._entry.label
+        else:
+            file, line, _ = _caller_location(self._known_files)
+            context = ""
+        definition = ModelDefinition(
+            kind=kind,
+            name=name,
+            documentation=documentation,
+            framework=framework,
+            model_type=model_type,
+            format=format,
+            url=url,
+            hugging_face_id=hugging_face_id,
+            file_pattern=file_pattern,
+            pretrained=pretrained,
+            file=file,
+            line=line,
+            context=context,
+            **extras,
+        )
+        self.models.append(definition)
+        return definition
 
     def samediff_model(
         self,
@@ -127,19 +209,13 @@ class NamespaceBuilder:
         documentation: str,
         url: str,
         pretrained: bool = True,
-        *,
-        sha256: str | None = None,
-        size: int | None = None,
-        license: str | None = None,
-        tags: Iterable[str] = (),
-        python_name: str | None = None,
-        factory: str | None = None,
-        repository: str | None = None,
-        revision: str | None = None,
-        metadata: Mapping[str, MetadataValue] | None = None,
-    ) -> None:
-        """Kotlin ``SameDiffModel``: a SameDiff graph (framework SAMEDIFF, COMP_GRAPH)."""
-        self._add(
+        **extras: Unpack[Extras],
+    ) -> ModelDefinition:
+        """Kotlin ``SameDiffModel(name, documentation, url, pretrained = true)``.
+
+        A SameDiff graph: framework SAMEDIFF, model type COMP_GRAPH, format samediff.
+        """
+        return self._add(
             "samediff_model",
             name=name,
             documentation=documentation,
@@ -148,17 +224,21 @@ class NamespaceBuilder:
             framework=Framework.SAMEDIFF,
             model_type=ModelType.COMP_GRAPH,
             format=Format.SAMEDIFF,
-            sha256=sha256,
-            size=size,
-            license=license,
-            tags=tags,
-            python_name=python_name,
-            factory=factory,
-            repository=repository,
-            revision=revision,
-            metadata=metadata,
+            extras=extras,
         )
 
+    @overload
+    def dl4j_model(
+        self,
+        name: str,
+        documentation: str,
+        url: str,
+        pretrained: bool,
+        model_type: ModelType | str,
+        **extras: Unpack[Extras],
+    ) -> ModelDefinition: ...
+
+    @overload
     def dl4j_model(
         self,
         name: str,
@@ -166,19 +246,26 @@ class NamespaceBuilder:
         url: str,
         pretrained: bool = True,
         *,
-        model_type: ModelType,
-        sha256: str | None = None,
-        size: int | None = None,
-        license: str | None = None,
-        tags: Iterable[str] = (),
-        python_name: str | None = None,
-        factory: str | None = None,
-        repository: str | None = None,
-        revision: str | None = None,
-        metadata: Mapping[str, MetadataValue] | None = None,
-    ) -> None:
-        """Kotlin ``DL4JModel``: a ModelSerializer zip (model_type COMP_GRAPH or SEQUENTIAL)."""
-        self._add(
+        model_type: ModelType | str,
+        **extras: Unpack[Extras],
+    ) -> ModelDefinition: ...
+
+    def dl4j_model(
+        self,
+        name: str,
+        documentation: str,
+        url: str,
+        pretrained: bool = True,
+        model_type: ModelType | str | None = None,
+        **extras: Unpack[Extras],
+    ) -> ModelDefinition:
+        """Kotlin ``DL4JModel(name, documentation, url, pretrained = true, modelType)``.
+
+        A ModelSerializer zip; ``model_type`` (required) is COMP_GRAPH or SEQUENTIAL.
+        """
+        if model_type is None:
+            raise TypeError("dl4j_model() missing required argument: 'model_type'")
+        return self._add(
             "dl4j_model",
             name=name,
             documentation=documentation,
@@ -187,17 +274,24 @@ class NamespaceBuilder:
             framework=Framework.DL4J,
             model_type=model_type,
             format=Format.DL4J,
-            sha256=sha256,
-            size=size,
-            license=license,
-            tags=tags,
-            python_name=python_name,
-            factory=factory,
-            repository=repository,
-            revision=revision,
-            metadata=metadata,
+            extras=extras,
         )
 
+    @overload
+    def model(
+        self,
+        name: str,
+        documentation: str,
+        url: str,
+        pretrained: bool,
+        framework: Framework | str,
+        model_type: ModelType | str = ModelType.COMP_GRAPH,
+        *,
+        format: Format | str | None = None,
+        **extras: Unpack[Extras],
+    ) -> ModelDefinition: ...
+
+    @overload
     def model(
         self,
         name: str,
@@ -205,21 +299,29 @@ class NamespaceBuilder:
         url: str,
         pretrained: bool = True,
         *,
-        framework: Framework,
-        model_type: ModelType = ModelType.COMP_GRAPH,
-        format: Format | None = None,
-        sha256: str | None = None,
-        size: int | None = None,
-        license: str | None = None,
-        tags: Iterable[str] = (),
-        python_name: str | None = None,
-        factory: str | None = None,
-        repository: str | None = None,
-        revision: str | None = None,
-        metadata: Mapping[str, MetadataValue] | None = None,
-    ) -> None:
-        """Kotlin ``Model``: any framework; ``format`` defaults to the framework's own."""
-        self._add(
+        framework: Framework | str,
+        model_type: ModelType | str = ModelType.COMP_GRAPH,
+        format: Format | str | None = None,
+        **extras: Unpack[Extras],
+    ) -> ModelDefinition: ...
+
+    def model(  # noqa: PLR0917 -- Kotlin's Model() takes these six positionally
+        self,
+        name: str,
+        documentation: str,
+        url: str,
+        pretrained: bool = True,
+        framework: Framework | str | None = None,
+        model_type: ModelType | str = ModelType.COMP_GRAPH,
+        *,
+        format: Format | str | None = None,
+        **extras: Unpack[Extras],
+    ) -> ModelDefinition:
+        """Kotlin ``Model(name, documentation, url, pretrained = true, framework,
+        modelType = COMP_GRAPH)``: any framework; ``format`` defaults to the framework's own."""
+        if framework is None:
+            raise TypeError("model() missing required argument: 'framework'")
+        return self._add(
             "model",
             name=name,
             documentation=documentation,
@@ -228,15 +330,33 @@ class NamespaceBuilder:
             framework=framework,
             model_type=model_type,
             format=format,
-            sha256=sha256,
-            size=size,
-            license=license,
-            tags=tags,
-            python_name=python_name,
-            factory=factory,
-            repository=repository,
-            revision=revision,
-            metadata=metadata,
+            extras=extras,
+        )
+
+    def _hugging_face(
+        self,
+        kind: str,
+        *,
+        fmt: Format,
+        name: str,
+        documentation: str,
+        hugging_face_id: str,
+        file_pattern: str | None,
+        pretrained: bool,
+        extras: Extras,
+    ) -> ModelDefinition:
+        extras.setdefault("repository", HUGGING_FACE)
+        return self._add(
+            kind,
+            name=name,
+            documentation=documentation,
+            hugging_face_id=hugging_face_id,
+            file_pattern=file_pattern,
+            pretrained=pretrained,
+            framework=Framework.SAMEDIFF,
+            model_type=ModelType.SAMEDIFF_PIPELINE,
+            format=fmt,
+            extras=extras,
         )
 
     def gguf_model(
@@ -244,39 +364,26 @@ class NamespaceBuilder:
         name: str,
         documentation: str,
         hugging_face_id: str,
-        file_pattern: str = "*.gguf",
+        file_pattern: str | None = "*.gguf",
         pretrained: bool = True,
-        *,
-        repository: str | None = HUGGING_FACE,
-        revision: str | None = None,
-        sha256: str | None = None,
-        size: int | None = None,
-        license: str | None = None,
-        tags: Iterable[str] = (),
-        python_name: str | None = None,
-        factory: str | None = None,
-        metadata: Mapping[str, MetadataValue] | None = None,
-    ) -> None:
-        """Kotlin ``GGUFModel``: a GGUF file on the Hugging Face Hub (SAMEDIFF_PIPELINE)."""
-        self._add(
+        **extras: Unpack[Extras],
+    ) -> ModelDefinition:
+        """Kotlin ``GGUFModel(name, documentation, huggingFaceId, filePattern = "*.gguf",
+        pretrained = true)``: GGUF on the Hugging Face Hub (SAMEDIFF_PIPELINE).
+
+        ``file_pattern`` is a file name (one file, loaded), or a glob (``*``, ``?``) or None
+        (every file): then the model is every matching file of the repository, and the
+        generated function returns an ``omnihub.hf_snapshot.Snapshot``.
+        """
+        return self._hugging_face(
             "gguf_model",
+            fmt=Format.GGUF,
             name=name,
             documentation=documentation,
             hugging_face_id=hugging_face_id,
             file_pattern=file_pattern,
             pretrained=pretrained,
-            framework=Framework.SAMEDIFF,
-            model_type=ModelType.SAMEDIFF_PIPELINE,
-            format=Format.GGUF,
-            repository=repository,
-            revision=revision,
-            sha256=sha256,
-            size=size,
-            license=license,
-            tags=tags,
-            python_name=python_name,
-            factory=factory,
-            metadata=metadata,
+            extras=extras,
         )
 
     def safetensors_model(
@@ -284,40 +391,50 @@ class NamespaceBuilder:
         name: str,
         documentation: str,
         hugging_face_id: str,
-        file_pattern: str = "*.safetensors",
+        file_pattern: str | None = "*.safetensors",
         pretrained: bool = True,
-        *,
-        repository: str | None = HUGGING_FACE,
-        revision: str | None = None,
-        sha256: str | None = None,
-        size: int | None = None,
-        license: str | None = None,
-        tags: Iterable[str] = (),
-        python_name: str | None = None,
-        factory: str | None = None,
-        metadata: Mapping[str, MetadataValue] | None = None,
-    ) -> None:
-        """Kotlin ``SafeTensorsModel``: SafeTensors weights on the Hugging Face Hub."""
-        self._add(
+        **extras: Unpack[Extras],
+    ) -> ModelDefinition:
+        """Kotlin ``SafeTensorsModel(name, documentation, huggingFaceId,
+        filePattern = "*.safetensors", pretrained = true)``: SafeTensors weights on the Hub."""
+        return self._hugging_face(
             "safetensors_model",
+            fmt=Format.SAFETENSORS,
             name=name,
             documentation=documentation,
             hugging_face_id=hugging_face_id,
             file_pattern=file_pattern,
             pretrained=pretrained,
-            framework=Framework.SAMEDIFF,
-            model_type=ModelType.SAMEDIFF_PIPELINE,
-            format=Format.SAFETENSORS,
-            repository=repository,
-            revision=revision,
-            sha256=sha256,
-            size=size,
-            license=license,
-            tags=tags,
-            python_name=python_name,
-            factory=factory,
-            metadata=metadata,
+            extras=extras,
         )
+
+    def manifest(self, path: str, *, label: Iterable[str] = ()) -> list[ManifestEntry]:
+        """The entries of a JSON manifest in spec/ (a list of objects), each located.
+
+        ``path`` is relative to the calling spec file and must stay inside its directory.
+        ``label`` names the fields that identify an entry in messages, e.g.
+        ``("model", "opset_version")`` gives ``spec/m.json:12: entry 3 (model 'AlexNet',
+        opset_version 7): ...``. Reading a missing or mistyped field through the entry's
+        accessors raises an error located there; declare each entry's models inside
+        ``with ns.at(entry):`` so that validation errors are located there too.
+        """
+        from omnihub_compiler.manifest import read_manifest
+
+        relative = Path(path)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"manifest path {path!r} must be relative, inside the spec directory")
+        file, _, real = _caller_location(self._known_files)
+        shown = f"{file.rsplit('/', 1)[0]}/{relative.as_posix()}" if "/" in file else path
+        return read_manifest(Path(real).parent / relative, shown, tuple(label))
+
+    @contextmanager
+    def at(self, entry: ManifestEntry) -> Iterator[ManifestEntry]:
+        """Locate the models declared inside the ``with`` block at manifest ``entry``."""
+        previous, self._entry = self._entry, entry
+        try:
+            yield entry
+        finally:
+            self._entry = previous
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -337,14 +454,19 @@ class FrameworkNamespace:
 
 
 def framework_namespace(
-    name: str, *, package: str
+    name: str, *, package: str | None = None
 ) -> Callable[[Callable[[NamespaceBuilder], None]], FrameworkNamespace]:
-    """Declare a namespace: ``@framework_namespace("SameDiffModels", package="samediff")``."""
+    """Declare a namespace: ``@framework_namespace("SameDiffModels", package="samediff")``.
+
+    ``package`` defaults to the namespace name through the model naming rule
+    (``SameDiffModels`` -> ``same_diff_models``).
+    """
 
     def decorate(function: Callable[[NamespaceBuilder], None]) -> FrameworkNamespace:
+        derived: Any = _python_name(name) if isinstance(name, str) else None
         return FrameworkNamespace(
             name=name,
-            package=package,
+            package=derived if package is None else package,
             build=function,
             module=getattr(function, "__module__", "") or "",
             line=function.__code__.co_firstlineno,

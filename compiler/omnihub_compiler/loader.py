@@ -19,6 +19,7 @@ import attrs
 
 from omnihub_compiler.dsl import FrameworkNamespace, ModelDefinition, NamespaceBuilder
 from omnihub_compiler.errors import SpecError
+from omnihub_compiler.manifest import ManifestError
 
 __all__ = ["LoadedNamespace", "load_spec", "spec_files"]
 
@@ -50,6 +51,9 @@ def _display(spec_dir: Path, path: Path) -> str:
 
 def _located(exc: BaseException, known: dict[str, str], fallback: str) -> str:
     """``file:line`` of the innermost traceback frame inside a spec file."""
+    explicit = getattr(exc, "location", None)
+    if isinstance(explicit, str):  # a ManifestError knows its manifest entry
+        return explicit
     location = fallback
     for frame in traceback.extract_tb(exc.__traceback__):
         shown = known.get(frame.filename)
@@ -61,6 +65,8 @@ def _located(exc: BaseException, known: dict[str, str], fallback: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ManifestError):
+        return exc.message
     text = str(exc).splitlines()[0] if str(exc) else ""
     kind = type(exc).__name__
     return f"{kind}: {text}" if text else kind
@@ -74,6 +80,8 @@ def load_spec(spec_dir: Path) -> tuple[list[LoadedNamespace], list[SpecError]]:
     errors: list[SpecError] = []
     if not spec_dir.is_dir():
         return [], [SpecError(str(spec_dir), "spec directory not found")]
+    if not files:
+        return [], [SpecError(str(spec_dir), "no spec modules (*.py) in the spec directory")]
     for index, path in enumerate(files):
         shown = known[str(path.resolve())]
         module_name = f"omnihub_spec_{index}"
@@ -94,7 +102,9 @@ def load_spec(spec_dir: Path) -> tuple[list[LoadedNamespace], list[SpecError]]:
                 builder = NamespaceBuilder(ns, known)
                 try:
                     ns.build(builder)
-                except (Exception, SystemExit) as exc:
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # GeneratorExit etc. too: one line each
                     errors.append(
                         SpecError(_located(exc, known, f"{shown}:{ns.line}"), _describe(exc))
                     )
@@ -108,8 +118,13 @@ def load_spec(spec_dir: Path) -> tuple[list[LoadedNamespace], list[SpecError]]:
                         models=tuple(builder.models),
                     )
                 )
-        except (Exception, SystemExit) as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # any error of a spec: one line
             errors.append(SpecError(_located(exc, known, f"{shown}:1"), _describe(exc)))
         finally:
             sys.modules.pop(module_name, None)
+    if not errors and not any(ns.models for ns in namespaces):
+        what = "declare no models" if namespaces else "declare no @framework_namespace"
+        errors.append(SpecError(str(spec_dir), f"the spec modules {what}; nothing to compile"))
     return namespaces, errors

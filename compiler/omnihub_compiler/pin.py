@@ -56,6 +56,10 @@ class PinReport:
 
 def needs_pin(entry: ModelEntry) -> bool:
     """Whether the spec leaves ``entry``'s sha256 or size open."""
+    from omnihub.hf_snapshot import is_snapshot
+
+    if is_snapshot(entry):  # several files, each verified against the Hub's listing
+        return False
     return entry.sha256 is None or entry.size is None
 
 

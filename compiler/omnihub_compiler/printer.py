@@ -206,7 +206,7 @@ class _Printer:
             return 0
         if isinstance(node, defs) or isinstance(previous, defs):
             return 2 if depth == 0 else 1
-        if isinstance(previous, ast.If):
+        if isinstance(previous, (ast.If, ast.Expr)):
             return 1
         return 0
 

@@ -1,10 +1,11 @@
 """The no-op fast path: skip a compile whose inputs and outputs are unchanged.
 
 The stamp records a sha256 over everything the output depends on -- the compiler version,
-every ``*.py`` under spec/ and its lock file, the ``--docs`` path, the compiler's own
-sources and the runtime's sources (the catalogue schema and ``omnihub.loaders.result_type``
-live there) -- and the size and mtime of every file it wrote. When both still match,
-nothing is loaded, rendered or written. It lives at
+every file under spec/ (modules, the lock file and any data file a spec reads; not
+``__pycache__``), the ``--docs`` path, the compiler's own sources and the runtime's
+sources (the catalogue schema and ``omnihub.loaders.result_type`` live there) -- and the
+size and mtime of every file it wrote. When both still match, nothing is loaded, rendered
+or written. It lives at
 ``<out>/omnihub_generated/__pycache__/omnihub-compile.stamp``: ignored by git like any
 ``__pycache__``, never packaged, and deleting it only costs one full compile.
 ``--check`` never trusts it. Limitation: a third-party loader registered through an entry
@@ -35,14 +36,20 @@ def _sources() -> list[Path]:
     return [p for root in roots for p in sorted(root.rglob("*.py"))]
 
 
+def _spec_inputs(spec_dir: Path) -> list[Path]:
+    """Every file under ``spec_dir`` (a spec may read any of them, e.g. a JSON manifest),
+    except bytecode caches, which importing the spec itself rewrites."""
+    return sorted(p for p in spec_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
 def input_key(spec_dir: Path, extra: str = "") -> str:
-    """sha256 over the compiler version, spec/ (with its lock file), the compiler and runtime
+    """sha256 over the compiler version, every file of spec/, the compiler and runtime
     sources, and ``extra`` (the options that change the output, e.g. the ``--docs`` path)."""
     from omnihub_compiler import __version__
 
     digest = hashlib.sha256(__version__.encode())
     digest.update(f"\0{extra}\0".encode())
-    spec_files = sorted([*spec_dir.rglob("*.py"), *spec_dir.glob("*.lock")])
+    spec_files = _spec_inputs(spec_dir)
     for path in [*spec_files, *_sources()]:
         name = path.relative_to(spec_dir) if path in spec_files else path.name
         digest.update(f"\0{name}\0".encode())

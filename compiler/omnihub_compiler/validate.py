@@ -22,17 +22,26 @@ import keyword
 import math
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import unquote, urlsplit
 
-from omnihub._enums import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
+from omnihub import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
 from omnihub.catalog import Catalog, ModelEntry
+from omnihub.errors import ConfigurationError
+from omnihub.hf_snapshot import is_snapshot
+from omnihub.names import MAX_SIZE, check_repository, file_under, last_segment_file
+from omnihub.urls import split_name
 
 from omnihub_compiler.dsl import REPOSITORY_BASE_URLS, ModelDefinition
 from omnihub_compiler.errors import SpecError
 from omnihub_compiler.loader import LoadedNamespace
 from omnihub_compiler.naming import is_valid_python_name, python_name
 
-__all__ = ["MAX_PYTHON_NAME", "normalize_documentation", "validate"]
+__all__ = [
+    "MAX_PYTHON_NAME",
+    "namespace_problem",
+    "normalize_documentation",
+    "package_problem",
+    "validate",
+]
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}\Z")
 _HF_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
@@ -41,7 +50,6 @@ _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _FACTORY = re.compile(rf"{_DOTTED}:{_DOTTED}\Z")
 _NAMESPACE = re.compile(r"[A-Z][A-Za-z0-9_]*\Z")
 _PACKAGE = re.compile(r"[a-z][a-z0-9_]*\Z")
-_BAD_URL_CHAR = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _DEFAULT_FORMAT = {
     Framework.SAMEDIFF: Format.SAMEDIFF,
@@ -54,6 +62,9 @@ _MAX_PACKAGE = 32
 _MAX_NAMESPACE = 40
 #: Generated package names the compiler uses itself.
 _RESERVED_PACKAGES = frozenset({"pretrained"})
+#: Names a namespace class may not take: keywords (``None``/``True``/``False``) and the
+#: names the generated modules bind themselves.
+_RESERVED_NAMESPACES = frozenset({*keyword.kwlist, "Pretrained", "TYPE_CHECKING"})
 
 
 def normalize_documentation(text: str) -> str:
@@ -95,62 +106,41 @@ class _Checker:
         return value
 
     def enum(self, field: str, value: object, kind: type[Framework | ModelType | Format]) -> object:
-        try:
-            return kind(value)
-        except ValueError:
-            names = ", ".join(member.name for member in kind)
-            self.fail(f"{field} must be one of {names}, not {value!r}")
-            return None
+        """``value`` as a member of ``kind``: a member, or its name or value in any case
+        (Kotlin's ``fromString``)."""
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str):
+            for member in kind:
+                if value.lower() in (member.name.lower(), member.value.lower()):
+                    return member
+        names = ", ".join(member.name for member in kind)
+        self.fail(f"{field} must be one of {names} (any case), not {value!r}")
+        return None
 
 
-def _file_segments_problem(path: str) -> str | None:
-    if not path:
-        return "is empty"
-    for bad, what in (("\\", "a backslash"), ("\x00", "a NUL character")):
-        if bad in path:
-            return f"contains {what}"
-    if path.startswith("/"):
-        return "is absolute"
-    for segment in path.split("/"):
-        if segment in ("", ".", ".."):
-            return f"has an empty, '.' or '..' segment ({path!r})"
+def _name_problem(name: str, what: str) -> str | None:
+    """The runtime's file-name rule (:func:`omnihub.urls.split_name`) as a message, or None."""
+    try:
+        split_name(name, what)
+    except ConfigurationError as exc:
+        return str(exc)
     return None
 
 
 def _check_url(check: _Checker, url: str, framework: Framework, repository: str | None) -> str:
-    """Validate ``url``; return the catalogue ``file`` it maps to ('' on error)."""
-    if _BAD_URL_CHAR.search(url):
-        check.fail(f"url {url!r} contains whitespace or a control character")
+    """Validate ``url`` with the runtime's rule (:mod:`omnihub.names`); return its file."""
+    try:
+        if repository in (None, "omnihub"):
+            zoo = f"{DEFAULT_OMNIHUB_URL}/{framework.value}/"
+            if url.startswith(zoo):
+                return file_under(url, zoo, canonical=True)
+        elif repository in REPOSITORY_BASE_URLS:
+            return file_under(url, REPOSITORY_BASE_URLS[repository])
+        return last_segment_file(url)
+    except ConfigurationError as exc:
+        check.fail(str(exc))
         return ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        check.fail(f"url {url!r} must be an absolute http(s) URL")
-        return ""
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        check.fail(f"url {url!r} must not have a query or fragment")
-        return ""
-    if re.search(r"%(2[fF]|5[cC]|00)", parts.path):
-        check.fail(f"url {url!r} encodes '/', '\\' or NUL in its path")
-        return ""
-    if not parts.path or parts.path.endswith("/"):
-        check.fail(f"url {url!r} must end with the model file name")
-        return ""
-    if repository in (None, "omnihub"):
-        base = f"{DEFAULT_OMNIHUB_URL}/{framework.value}/"
-    else:
-        base = REPOSITORY_BASE_URLS.get(repository, "")
-        if base and not url.startswith(base):
-            check.fail(f"url {url!r} is not under repository {repository!r} base {base!r}")
-            return ""
-    if base and url.startswith(base):
-        file = unquote(urlsplit(url[len(base) :]).path)
-    else:
-        file = unquote(parts.path.rsplit("/", 1)[-1])
-    problem = _file_segments_problem(file)
-    if problem:
-        check.fail(f"url {url!r}: model file {file!r} {problem}")
-        return ""
-    return file
 
 
 def _check_extras(check: _Checker, d: ModelDefinition) -> dict[str, object]:
@@ -161,8 +151,9 @@ def _check_extras(check: _Checker, d: ModelDefinition) -> dict[str, object]:
     out["sha256"] = sha.lower() if sha is not None else None
     if d.size is not None and (not isinstance(d.size, int) or isinstance(d.size, bool)):
         check.fail(f"size must be an int or None, not {type(d.size).__name__}")
-    elif isinstance(d.size, int) and d.size < 0:
-        check.fail(f"size must be >= 0, not {d.size}")
+    elif isinstance(d.size, int) and not 0 <= d.size <= MAX_SIZE:
+        shown = d.size if abs(d.size) < 10**30 else f"a {d.size.bit_length()}-bit integer"
+        check.fail(f"size must be between 0 and 2**63 - 1, not {shown}")
     out["size"] = d.size
     out["license"] = check.text("license", d.license, optional=True)
     out["revision"] = check.text("revision", d.revision, optional=True)
@@ -177,21 +168,25 @@ def _check_extras(check: _Checker, d: ModelDefinition) -> dict[str, object]:
         check.fail(f"tags must be a sequence of strings, not {type(d.tags).__name__}")
     else:
         for tag in d.tags:
-            value = check.text("each tag", tag)
-            if value is not None and not value.strip():
+            text = check.text("each tag", tag)
+            if text is not None and not text.strip():
                 check.fail("tags must not be blank")
-            elif value is not None:
-                tags.append(value)
+            elif text is not None:
+                tags.append(text)
     out["tags"] = tuple(tags)
     metadata: dict[str, str | int | float | bool] = {}
     if d.metadata is not None and not isinstance(d.metadata, Mapping):
         check.fail(f"metadata must be a mapping, not {type(d.metadata).__name__}")
     elif d.metadata is not None:
-        for key, value in d.metadata.items():
-            if check.text("each metadata key", key) is None:
+        items: Iterable[tuple[object, object]] = d.metadata.items()
+        for raw_key, value in items:
+            key = check.text("each metadata key", raw_key)
+            if key is None:
                 continue
             if not isinstance(value, (str, int, float, bool)):
                 check.fail(f"metadata[{key!r}] must be str, int, float or bool")
+            elif isinstance(value, int) and not -MAX_SIZE <= value <= MAX_SIZE:
+                check.fail(f"metadata[{key!r}] must fit in 64 bits")
             elif isinstance(value, float) and not math.isfinite(value):
                 check.fail(f"metadata[{key!r}] must be finite, not {value!r}")
             elif isinstance(value, str) and _SURROGATE.search(value):
@@ -224,8 +219,11 @@ def _entry(d: ModelDefinition, ns: LoadedNamespace, errors: list[SpecError]) -> 
     if d.kind == "dl4j_model" and model_type not in dl4j_types:
         check.fail(f"dl4j_model model_type must be COMP_GRAPH or SEQUENTIAL, not {d.model_type!r}")
     repository = check.text("repository", d.repository, optional=True)
-    if repository is not None and not repository.strip():
-        check.fail("repository must not be blank")
+    if repository is not None:
+        try:
+            check_repository(repository)
+        except ConfigurationError as exc:
+            check.fail(str(exc))
     extras = _check_extras(check, d)
     url: str | None = None
     hf_id: str | None = None
@@ -235,13 +233,15 @@ def _entry(d: ModelDefinition, ns: LoadedNamespace, errors: list[SpecError]) -> 
         hf_id = check.text("hugging_face_id", d.hugging_face_id)
         if hf_id is not None and (not _HF_ID.match(hf_id) or ".." in hf_id or "--" in hf_id):
             check.fail(f"hugging_face_id must be 'owner/name', not {hf_id!r}")
-        pattern = check.text("file_pattern", d.file_pattern)
+        pattern = check.text("file_pattern", d.file_pattern, optional=True)
         if pattern is not None:
-            problem = _file_segments_problem(pattern)
-            if problem or any(c.isspace() and c != " " for c in pattern):
-                check.fail(f"file_pattern {pattern!r} {problem or 'contains a control character'}")
+            problem = _name_problem(pattern, "file_pattern")
+            if problem:
+                check.fail(problem)
             elif hf_id is not None:
                 file = f"{hf_id}/{pattern}"
+        elif hf_id is not None:  # DL4J's null pattern: every file of the repository
+            file = hf_id
     else:
         url = check.text("url", d.url)
         if url is not None and isinstance(framework, Framework):
@@ -282,41 +282,53 @@ def _entry(d: ModelDefinition, ns: LoadedNamespace, errors: list[SpecError]) -> 
         repository=repository,
         hugging_face_id=hf_id,
         file_pattern=pattern,
-        source=d.location,
+        source=d.source,
         **extras,  # type: ignore[arg-type]
     )
 
 
-def _check_namespace(ns: LoadedNamespace, errors: list[SpecError]) -> bool:
-    ok = True
-    name_ok = isinstance(ns.name, str) and _NAMESPACE.match(ns.name) is not None
-    if not name_ok or len(ns.name) > _MAX_NAMESPACE:
-        errors.append(
-            SpecError(
-                ns.location,
-                f"namespace name {ns.name!r} must be an ASCII identifier"
-                f" starting with an upper-case letter, at most {_MAX_NAMESPACE} characters",
-            )
-        )
-        ok = False
+def namespace_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a namespace (the generated class name), or None."""
     if (
-        not isinstance(ns.package, str)
-        or not _PACKAGE.match(ns.package)
-        or keyword.iskeyword(ns.package)
-        or keyword.issoftkeyword(ns.package)
-        or ns.package in _RESERVED_PACKAGES
-        or len(ns.package) > _MAX_PACKAGE
+        not isinstance(name, str)
+        or not _NAMESPACE.match(name)
+        or len(name) > _MAX_NAMESPACE
+        or name in _RESERVED_NAMESPACES
     ):
-        errors.append(
-            SpecError(
-                ns.location,
-                f"package {ns.package!r} must be a lower-case identifier"
-                f" ([a-z][a-z0-9_]*, at most {_MAX_PACKAGE} characters), not a keyword"
-                " and not 'pretrained'",
-            )
+        return (
+            f"namespace name {name!r} must be an ASCII identifier starting with an upper-case"
+            f" letter, at most {_MAX_NAMESPACE} characters, not a keyword and not"
+            f" {', '.join(sorted(_RESERVED_NAMESPACES - set(keyword.kwlist)))}"
         )
-        ok = False
-    return ok
+    return None
+
+
+def package_problem(package: object) -> str | None:
+    """Why ``package`` cannot be a generated package, or None.
+
+    The rule is the model-name rule (:func:`omnihub_compiler.naming.is_valid_python_name`:
+    no keyword, soft keyword or name the generated code uses, such as ``staticmethod``,
+    which would shadow the decorator inside ``class Pretrained``), plus ``pretrained``.
+    """
+    if (
+        not isinstance(package, str)
+        or not is_valid_python_name(package)
+        or package in _RESERVED_PACKAGES
+        or len(package) > _MAX_PACKAGE
+    ):
+        return (
+            f"package {package!r} must be a lower-case identifier"
+            f" ([a-z][a-z0-9_]*, at most {_MAX_PACKAGE} characters), not a keyword,"
+            " not a name the generated code uses (staticmethod, bool, annotations, ...)"
+            " and not 'pretrained'"
+        )
+    return None
+
+
+def _check_namespace(ns: LoadedNamespace, errors: list[SpecError]) -> bool:
+    problems = [p for p in (namespace_problem(ns.name), package_problem(ns.package)) if p]
+    errors.extend(SpecError(ns.location, p) for p in problems)
+    return not problems
 
 
 def validate(namespaces: list[LoadedNamespace]) -> tuple[list[Catalog], list[SpecError]]:
@@ -357,15 +369,20 @@ def validate(namespaces: list[LoadedNamespace]) -> tuple[list[Catalog], list[Spe
                 errors.append(SpecError(definition.location, message))
                 continue
             by_name[entry.python_name] = entry
+            if is_snapshot(entry):  # each file is verified against the Hub's listing
+                continue
             key = (entry.framework.value, entry.file)
             same = files.setdefault(key, entry)
-            if same is not entry and (same.sha256, same.size) != (entry.sha256, entry.size):
+            if same is not entry and (
+                entry.sha256 is None or (same.sha256, same.size) != (entry.sha256, entry.size)
+            ):
                 errors.append(
                     SpecError(
                         definition.location,
                         f"model {entry.name!r} shares the cache file"
                         f" {entry.framework.value}/{entry.file} with model {same.name!r}"
-                        f" ({same.source}) but declares a different sha256 or size",
+                        f" ({same.source}); allowed only when both declare the same sha256"
+                        " (and size)",
                     )
                 )
         models = tuple(by_name[k] for k in sorted(by_name))

@@ -106,10 +106,25 @@ def entry_for(package: str, python_name: str) -> ModelEntry:
 
 
 def load_model(package: str, python_name: str, *, force_download: bool = False) -> Any:
-    """Fetch (download or take from the cache, verified) and load one generated model."""
+    """Fetch (download or take from the cache, verified) and load one generated model.
+
+    A Hugging Face model whose ``file_pattern`` is a glob or None is every matching file of
+    the repository (:mod:`omnihub.hf_snapshot`) and returns a ``Snapshot`` (or, with a
+    ``factory``, what the factory makes of the snapshot's path).
+    """
+    entry = entry_for(package, python_name)
+    if entry.hugging_face_id:
+        from omnihub.hf_snapshot import fetch_snapshot, is_snapshot
+
+        if is_snapshot(entry):
+            snapshot = fetch_snapshot(entry, force_download=force_download)
+            if not entry.factory:
+                return snapshot
+            from omnihub.loaders import load
+
+            return load(entry, snapshot.path)  # the factory gets the file or the directory
     from omnihub.hub import fetch
     from omnihub.loaders import load
 
-    entry = entry_for(package, python_name)
     path = fetch(entry, force_download=force_download)
     return load(entry, path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from omnihub._enums import Format, Framework, ModelType
+from omnihub import Format, Framework, ModelType
 from omnihub.catalog import Catalog, ModelEntry, catalog_from_json, catalog_to_json
 from omnihub_compiler.catalog_json import catalog_json
 from omnihub_compiler.compile import compile_spec, render_tree
@@ -336,6 +336,8 @@ def test_import_has_no_side_effects(tmp_path: Path) -> None:
     assert json.loads(result.stdout.replace("'", '"')) == [
         "omnihub",
         "omnihub._entry",
+        "omnihub._shards",
+        "omnihub.generated_api",
         "omnihub_generated",
         "omnihub_generated.sidefx",
     ]

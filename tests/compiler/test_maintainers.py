@@ -20,14 +20,20 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from omnihub._enums import Format, Framework, ModelType
-from omnihub._value import evolve
+from omnihub import Format, Framework, ModelType
 from omnihub.catalog import Catalog, ModelEntry, catalog_from_json
 from omnihub_compiler import __version__
 from omnihub_compiler.compile import build_catalogs, compile_spec, render_docs, render_outputs
 from omnihub_compiler.docs import human_size, markdown_text, render_models_page
 from omnihub_compiler.errors import CompileError
-from omnihub_compiler.lock import LockEntry, LockFile, apply_lock, read_lock, render_lock
+from omnihub_compiler.lock import (
+    LockEntry,
+    LockFile,
+    apply_lock,
+    read_lock,
+    render_lock,
+    replace_fields,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -186,11 +192,11 @@ def test_pyproject_is_checked_restored_and_never_removed(tmp_path: Path) -> None
     diff = compile_spec(spec_dir, out)
     assert diff.changed == ("pyproject.toml",)
     assert pyproject.read_bytes() == wanted
-    (spec_dir / "fixture.py").unlink()  # every namespace gone: the tree empties, pyproject stays
-    diff = compile_spec(spec_dir, out)
-    assert "omnihub_generated/fixture/__init__.py" in diff.removed
-    assert "pyproject.toml" in diff.changed
-    assert _toml(pyproject.read_text())["project"]["dependencies"] == [f"omnihub>={__version__}"]
+    (spec_dir / "fixture.py").unlink()  # every namespace gone: an error, the tree stays
+    with pytest.raises(CompileError):
+        compile_spec(spec_dir, out)
+    assert (out / "omnihub_generated" / "fixture" / "__init__.py").exists()
+    assert pyproject.read_bytes() == wanted
 
 
 def test_dist_name_names_the_distribution_and_is_part_of_the_stamp(tmp_path: Path) -> None:
@@ -552,7 +558,7 @@ def test_apply_lock_spec_wins_lock_fills_conflicts_error(
         assert errors == []
         assert got.sha256 == (spec_sha if spec_sha is not None else pinned.sha256)
         assert got.size == (spec_size if spec_size is not None else pinned.size)
-        assert evolve(got, sha256=spec_sha, size=spec_size) == model
+        assert replace_fields(got, sha256=spec_sha, size=spec_size) == model
 
 
 def test_apply_lock_without_lock_is_identity() -> None:

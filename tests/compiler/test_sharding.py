@@ -110,7 +110,8 @@ def test_sharded_namespace_behaves_like_one_module(tmp_path: Path) -> None:
         import omnihub_generated.synthetic0 as m
 
         loaded = sorted(n for n in sys.modules if n.startswith("omnihub"))
-        assert loaded == ["omnihub", "omnihub._shards", "omnihub_generated",
+        assert loaded == ["omnihub", "omnihub._entry", "omnihub._shards",
+                          "omnihub.generated_api", "omnihub_generated",
                           "omnihub_generated.synthetic0"], loaded
         names = [f"model0_{i}" for i in range(7)]
         assert m.__all__ == ["Synthetic0Models", *sorted(names)]

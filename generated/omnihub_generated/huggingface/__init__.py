@@ -8,7 +8,9 @@ holds the same functions as static methods for ``Pretrained.huggingface()``.
 """
 
 from __future__ import annotations
-from omnihub._entry import load_model as _load
+from omnihub.generated_api import load_model as _load, require_api as _require_api
+
+_require_api(1, __name__)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
