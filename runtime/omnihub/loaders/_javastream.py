@@ -44,12 +44,17 @@ class JavaStream:
 
     def take(self, size: int, field: str) -> bytes:
         """The next ``size`` bytes, or :class:`StreamError` if the stream is shorter."""
+        return bytes(self.view(size, field))
+
+    def view(self, size: int, field: str) -> memoryview:
+        """The next ``size`` bytes as a zero-copy view (large buffers, i.e. weights, are not
+        copied before they are decoded), or :class:`StreamError` if the stream is shorter."""
         if size < 0 or size > self.remaining:
             raise StreamError(
                 f"{self.what}: {field} at offset {self.pos} needs {size} bytes, "
                 f"{self.remaining} left"
             )
-        chunk = self.data[self.pos : self.pos + size]
+        chunk = memoryview(self.data)[self.pos : self.pos + size]
         self.pos += size
         return chunk
 
@@ -132,7 +137,9 @@ def read_nd4j_array(stream: JavaStream) -> Nd4jArray:
             f"{list(info.shape)} needs {info.length}"
         )
     big = np.dtype(NUMPY_DTYPES[dtype]).newbyteorder(">")
-    raw = stream.take(count * big.itemsize, "data")
+    # A view, then one copy into native byte order: the weights are copied once, not three
+    # times (a bytes slice, then astype), which mattered for 100 MB+ coefficient files.
+    raw = stream.view(count * big.itemsize, "data")
     flat = np.frombuffer(raw, dtype=big)[: info.length]
     if dtype == "BFLOAT16":
         flat = (flat.astype(np.uint32) << 16).view(np.float32)
