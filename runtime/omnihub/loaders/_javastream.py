@@ -139,8 +139,8 @@ def read_nd4j_array(stream: JavaStream) -> Nd4jArray:
     big = np.dtype(NUMPY_DTYPES[dtype]).newbyteorder(">")
     # A view, then one copy into native byte order: the weights are copied once, not three
     # times (a bytes slice, then astype), which mattered for 100 MB+ coefficient files.
-    raw = stream.view(count * big.itemsize, "data")
-    flat = np.frombuffer(raw, dtype=big)[: info.length]
+    data = stream.view(count * big.itemsize, "data")
+    flat = np.frombuffer(data, dtype=big)[: info.length]
     if dtype == "BFLOAT16":
         flat = (flat.astype(np.uint32) << 16).view(np.float32)
     native = flat.astype(flat.dtype.newbyteorder("="), copy=True)
