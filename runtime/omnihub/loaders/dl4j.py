@@ -35,6 +35,7 @@ from omnihub.loaders._zip import SafeZip
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+    import onnx
 
     from omnihub.catalog import ModelEntry
 
@@ -101,6 +102,9 @@ class Dl4jNetwork:
     params_allocation_mode: str  # "JAVACPP", "LONG_SHAPE", "MIXED_DATA_TYPES", ...
     updater_state: npt.NDArray[Any] | None = attrs.field(default=None, eq=False, repr=False)
     extra_entries: tuple[str, ...] = ()  # other archive members, never deserialized
+    #: The cached inference session (``omnihub.convert._run.cached_session``): a plain dict
+    #: so that loading imports nothing of the inference stack.
+    _session_slot: dict[str, Any] = attrs.field(init=False, factory=dict, eq=False, repr=False)
 
     @property
     def param_count(self) -> int:
@@ -140,6 +144,25 @@ class Dl4jNetwork:
 @attrs.frozen(kw_only=True)
 class MultiLayerNetwork(Dl4jNetwork):
     """A DL4J ``MultiLayerNetwork``: a stack of layers."""
+
+    def to_onnx(self) -> onnx.ModelProto:
+        """The network as ONNX: input ``"input"``, output ``"output"``, dynamic batch,
+        weights in the file's dtype. :class:`LoadError` lists every unsupported layer."""
+        from omnihub.convert.dl4j import network_to_onnx
+
+        return network_to_onnx(self)
+
+    def output(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
+        """DL4J's ``net.output(x)`` (inference mode): run the converted model on ``x``.
+
+        The session is built on the first call and reused. ``x`` is cast to the network's
+        dtype; a wrong rank or feature size raises :class:`ValueError` naming the expected
+        shape.
+        """
+        from omnihub.convert._run import cached_session
+
+        session = cached_session(self._session_slot, self.to_onnx, str(self.path))
+        return session.run({"input": x})["output"]
 
 
 @attrs.frozen(kw_only=True)
