@@ -81,6 +81,10 @@ class Node:
     op_name: str
     inputs: tuple[tuple[int, int], ...]
     outputs: tuple[str, ...]
+    float_args: tuple[float, ...] = ()  # extraParams (tArgs)
+    int_args: tuple[int, ...] = ()  # extraInteger (iArgs)
+    bool_args: tuple[bool, ...] = ()  # extraBools (bArgs)
+    dimensions: tuple[int, ...] = ()
 
 
 def _shape_info(shape: Sequence[int], order: str) -> list[int]:
@@ -137,6 +141,29 @@ def _flat_array(builder: Any, var: Var) -> int | None:
     return int(builder.EndObject())
 
 
+def _node_args(builder: Any, node: Node) -> dict[int, int]:
+    """The FlatNode argument vectors (slot -> offset): tArgs 8, iArgs 9, bArgs 10, dims 11."""
+    args: dict[int, int] = {}
+    if node.float_args:
+        builder.StartVector(8, len(node.float_args), 8)
+        for f in reversed(node.float_args):
+            builder.PrependFloat64(f)
+        args[8] = int(builder.EndVector())
+    if node.int_args:
+        args[9] = _vector_of_longs(builder, node.int_args)
+    if node.bool_args:
+        builder.StartVector(1, len(node.bool_args), 1)
+        for b in reversed(node.bool_args):
+            builder.PrependBool(b)
+        args[10] = int(builder.EndVector())
+    if node.dimensions:
+        builder.StartVector(4, len(node.dimensions), 4)
+        for d in reversed(node.dimensions):
+            builder.PrependInt32(d)
+        args[11] = int(builder.EndVector())
+    return args
+
+
 def build_flatgraph(
     variables: Sequence[Var],
     nodes: Sequence[Node] = (),
@@ -172,7 +199,10 @@ def build_flatgraph(
         op_name = builder.CreateString(node.op_name)
         pairs = _vector_of_offsets(builder, [_int_pair(builder, a, b) for a, b in node.inputs])
         outs = _vector_of_offsets(builder, [builder.CreateString(o) for o in node.outputs])
+        args = _node_args(builder, node)
         builder.StartObject(24)
+        for slot, offset in args.items():
+            builder.PrependUOffsetTRelativeSlot(slot, offset, 0)
         builder.PrependInt32Slot(0, node.node_id, 0)
         builder.PrependUOffsetTRelativeSlot(1, name, 0)
         builder.PrependInt8Slot(2, 21, 0)
