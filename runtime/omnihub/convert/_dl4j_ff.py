@@ -36,3 +36,40 @@ def activation(ctx: LayerContext, x: Activations) -> Activations:
 def dropout(ctx: LayerContext, x: Activations) -> Activations:
     """Identity: DL4J applies dropout only in training."""
     return x
+
+
+@layer_converter("BatchNormalization")
+def batch_normalization(ctx: LayerContext, x: Activations) -> Activations:
+    """ONNX BatchNormalization with the global mean and variance (channels-first).
+
+    ``useLogStd`` stores ``log10(std)``: the variance is ``10^(2 * log10std)``. With
+    ``lockGammaBeta`` gamma and beta are the configured constants. The standard deviation is
+    ``sqrt(var + eps)`` as in DL4J 1.0 (some pre-1.0 CPU paths omitted ``eps`` at inference).
+    """
+    import numpy as np
+
+    from omnihub.convert._preprocessors import to_layout
+
+    b = ctx.b
+    if ctx.has_param("log10stdev"):
+        log_std = ctx.weight("log10stdev")
+        var = b.node("Pow", [b.scalar(10.0), b.node("Mul", [log_std, b.scalar(2.0)])])
+    else:
+        var = ctx.weight("var")
+    mean = ctx.weight("mean")
+    if ctx.has_param("gamma"):
+        gamma, beta = ctx.weight("gamma"), ctx.weight("beta")
+    else:
+        n = int(ctx.params["mean"].shape[0])
+        gamma = b.constant(np.full(n, float(ctx.config.get("gamma", 1.0)), b.dtype))
+        beta = b.constant(np.full(n, float(ctx.config.get("beta", 0.0)), b.dtype))
+    first = {"CNN": "NCHW", "RNN": "NCW", "CNN3D": "NCDHW"}.get(x.kind, x.layout)
+    value = to_layout(ctx, x, first)
+    y = b.node(
+        "BatchNormalization",
+        [value.name, gamma, beta, mean, var],
+        f"{ctx.prefix}_bn",
+        epsilon=float(ctx.config.get("eps", 1e-5)),
+    )
+    y = ctx.activation(y)
+    return to_layout(ctx, value.with_name(y), x.layout)
