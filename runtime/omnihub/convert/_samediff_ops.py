@@ -541,6 +541,45 @@ def _window(cx: OpContext, spatial: int) -> tuple[list[int], list[int], list[int
     return kernel, [s or 1 for s in strides], pads, [d or 1 for d in dilations]
 
 
+def _same_padding(
+    cx: OpContext,
+    x: str,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    fill: float,
+) -> str:
+    """Pad ``x`` (channels first) as libnd4j's SAME mode does: output ceil(in / stride), the
+    odd pixel at the end; computed from the run-time size (onnxruntime's auto_pad refuses
+    dilation)."""
+    import numpy as np
+
+    size = cx.node("Shape", [x], start=2)
+    s, k, d = (cx.ints(v) for v in (strides, kernel, dilations))
+    one, zero = cx.ints([1]), cx.ints([0])
+    out = cx.node("Div", [cx.node("Sub", [cx.node("Add", [size, s]), one]), s])
+    reach = cx.node("Add", [cx.node("Mul", [cx.node("Sub", [k, one]), d]), one])
+    needed = cx.node("Add", [cx.node("Mul", [cx.node("Sub", [out, one]), s]), reach])
+    total = cx.node("Max", [cx.node("Sub", [needed, size]), zero])
+    begin = cx.node("Div", [total, cx.ints([2])])
+    end = cx.node("Sub", [total, begin])
+    pads = cx.node("Concat", [cx.ints([0, 0]), begin, cx.ints([0, 0]), end], axis=0)
+    value = cx.b.constant(np.array(fill, dtype=cx.dtype), name=cx.hint("fill"))
+    return cx.node("Pad", [x, pads, value])
+
+
+def _kernel(cx: OpContext, kernel: list[int], w_format: int) -> list[int]:
+    """The kernel size: the iArgs, or (when they are 0) the stored weights' shape."""
+    if all(kernel):
+        return kernel
+    weights = cx.static(1)
+    if weights is None:
+        raise Unsupported("kernel size 0 in the iArgs and the weights are not stored")
+    n = len(kernel)
+    shape = list(weights.shape)
+    return {0: shape[:n], 1: shape[2:], 2: shape[1 : n + 1]}[w_format]
+
+
 def _conv(spatial: int) -> Converter:
     # conv2d: k(2) s(2) p(2) d(2) isSameMode dataFormat(0 NCHW,1 NHWC) wFormat
     # conv3dnew: k(3) s(3) p(3) d(3) paddingMode dataFormat(0 NCDHW,1 NDHWC) wFormat
@@ -562,12 +601,12 @@ def _conv(spatial: int) -> Converter:
             raise Unsupported(f"weight format {w_format}")
         w = cx.ins[1] if perm is None else cx.node("Transpose", [cx.ins[1]], perm=perm)
         x = _channels_first(cx, cx.ins[0], spatial, channels_last)
-        inputs = [x, w] + ([cx.ins[2]] if len(cx.ins) > 2 else [])
         attrs: dict[str, Any] = {"strides": strides, "dilations": dilations}
         if same:
-            attrs["auto_pad"] = "SAME_UPPER"
+            x = _same_padding(cx, x, _kernel(cx, kernel, w_format), strides, dilations, 0.0)
         else:
             attrs["pads"] = pads + pads
+        inputs = [x, w] + ([cx.ins[2]] if len(cx.ins) > 2 else [])
         if any(kernel):
             attrs["kernel_shape"] = kernel
         y = cx.node("Conv", inputs, **attrs)
@@ -590,7 +629,9 @@ def _pool(spatial: int, kind: str) -> Converter:
         channels_last = bool(cx.iarg(4 * spatial + 2, 0))
         x = _channels_first(cx, cx.ins[0], spatial, channels_last)
         attrs: dict[str, Any] = {"kernel_shape": kernel, "strides": strides}
-        if same:
+        if same and kind == "max":  # padded cells never win a max
+            x = _same_padding(cx, x, kernel, strides, dilations, float("-inf"))
+        elif same:  # average: ONNX's SAME_UPPER pads like libnd4j and can exclude the pad
             attrs["auto_pad"] = "SAME_UPPER"
         else:
             attrs["pads"] = pads + pads

@@ -98,6 +98,7 @@ class _Ranks:
     def __init__(self, builder: OnnxBuilder) -> None:
         self.b = builder
         self.known: dict[str, int] = {}
+        self.elem_types: dict[str, int] = {}
 
     def __call__(self, value: str) -> int:
         if value not in self.known:
@@ -130,6 +131,8 @@ class _Ranks:
             tensor = info.type.tensor_type
             if tensor.HasField("shape"):
                 self.known[info.name] = len(tensor.shape.dim)
+            if tensor.elem_type:
+                self.elem_types[info.name] = tensor.elem_type
 
 
 def samediff_to_onnx(
@@ -250,7 +253,11 @@ def _add_outputs(
     from omnihub.convert._builder import elem_type
 
     for name in wanted:
-        dtype = _np_dtype(variables[name].dtype, builder.dtype)
-        builder.nodes.append(helper.make_node("Identity", [env[name]], [name], name=name))
-        shape = [None] * ranks(env[name])
-        builder.outputs.append(helper.make_tensor_value_info(name, elem_type(dtype), shape))
+        value = env[name]
+        shape = [None] * ranks(value)
+        # the computed type (e.g. int64 for argmax) wins over the file's declared one
+        etype = ranks.elem_types.get(value) or elem_type(
+            _np_dtype(variables[name].dtype, builder.dtype)
+        )
+        builder.nodes.append(helper.make_node("Identity", [value], [name], name=name))
+        builder.outputs.append(helper.make_tensor_value_info(name, etype, shape))
