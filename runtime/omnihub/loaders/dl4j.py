@@ -173,6 +173,41 @@ class ComputationGraph(Dl4jNetwork):
     outputs: tuple[str, ...] = ()
     vertices: tuple[Dl4jVertex, ...] = ()  # in topological (parameter) order
 
+    def to_onnx(self) -> onnx.ModelProto:
+        """The graph as ONNX: DL4J's input names, outputs named after the output vertices,
+        dynamic batch, weights in the file's dtype. :class:`LoadError` lists every
+        unsupported layer or vertex."""
+        from omnihub.convert._dl4j_graph import graph_to_onnx
+
+        return graph_to_onnx(self)
+
+    def output(self, *inputs: npt.ArrayLike) -> list[npt.NDArray[Any]]:
+        """DL4J's ``graph.output(inputs...)`` (inference mode): one array per network output.
+
+        Inputs are given in ``self.inputs`` order, cast to the network's dtype; a wrong count,
+        rank or feature size raises :class:`ValueError` naming the expected shape. The session
+        is built on the first call and reused.
+        """
+        from omnihub.convert._run import cached_session
+
+        if len(inputs) != len(self.inputs):
+            raise ValueError(
+                f"{self.path}: the graph takes {len(self.inputs)} input(s) "
+                f"({', '.join(self.inputs)}), got {len(inputs)}"
+            )
+        session = cached_session(self._session_slot, self.to_onnx, str(self.path))
+        results = session.run(dict(zip(self.inputs, inputs, strict=True)))
+        return list(results.values())
+
+    def output_single(self, *inputs: npt.ArrayLike) -> npt.NDArray[Any]:
+        """DL4J's ``outputSingle``: the only output (ValueError if the graph has several)."""
+        if len(self.outputs) != 1:
+            raise ValueError(
+                f"{self.path}: output_single needs a graph with one output, this one has "
+                f"{len(self.outputs)} ({', '.join(self.outputs)})"
+            )
+        return self.output(*inputs)[0]
+
 
 # -- configuration -----------------------------------------------------------------------------
 
