@@ -445,3 +445,67 @@ def test_random_chains(ops: list[str], batch: int, width: int, tmp_path: Path) -
     model = graph.to_onnx()
     (ref,) = ReferenceEvaluator(model).run(None, {"x": x})
     close(result, ref)
+
+
+@pytest.mark.parametrize("nwc", [False, True])
+@pytest.mark.parametrize(("mode", "dil"), [(0, 1), (1, 2), (2, 1), (2, 2)])
+def test_conv1d_modes(nwc: bool, mode: int, dil: int, tmp_path: Path) -> None:
+    x, w, b = rand(2, 3, 9), rand(3, 3, 4), rand(4)  # NCW input, [kW, iC, oC] weights
+    reach = 2 * dil
+    widths = {0: (0, 0), 1: same_pads(9, 3, 1, dil), 2: (reach, 0)}[mode]
+    xp = np.pad(x, [(0, 0), (0, 0), widths])[:, :, None]
+    win = windows(xp, kernel=(1, 3), strides=(1, 1), dil=(1, dil))[:, :, 0, :, 0]
+    expected = np.einsum("ncwk,kco->now", win, w) + b[None, :, None]
+    feed = x.transpose(0, 2, 1).copy() if nwc else x
+    (y,) = run_op(tmp_path, "conv1d", [feed], [w, b], int_args=(3, 1, 0, dil, mode, int(nwc), 0))
+    close(y.transpose(0, 2, 1) if nwc else y, expected)
+
+
+@pytest.mark.parametrize("w_format", [0, 1, 2])
+def test_depthwise_conv2d(w_format: int, tmp_path: Path) -> None:
+    x, w = rand(2, 3, 6, 5), rand(3, 2, 3, 2)  # [kH, kW, iC, mC]
+    win = windows(x, kernel=(3, 2), strides=(1, 1), dil=(1, 1))
+    expected = np.einsum("nchwij,ijcm->ncmhw", win, w).reshape(2, 6, 4, 4)
+    stored = {0: w, 1: w.transpose(3, 2, 0, 1), 2: w.transpose(3, 0, 1, 2)}[w_format].copy()
+    args = (3, 2, 1, 1, 0, 0, 1, 1, 0, 0, w_format)
+    (y,) = run_op(tmp_path, "depthwise_conv2d", [x], [stored], int_args=args)
+    close(y, expected)
+
+
+@pytest.mark.parametrize("nchw", [0, 1])
+def test_upsampling2d(nchw: int, tmp_path: Path) -> None:
+    x = rand(2, 3, 4, 5)
+    (y,) = run_op(tmp_path, "upsampling2d", [x], int_args=(2, 3, nchw))
+    axes = (2, 3) if nchw else (1, 2)
+    close(y, x.repeat(2, axis=axes[0]).repeat(3, axis=axes[1]))
+
+
+def test_slicing_ops(tmp_path: Path) -> None:
+    x = rand(4, 5, 6)
+    (y,) = run_op(tmp_path, "slice", [x], int_args=(1, 0, 2, 2, -1, 3))
+    close(y, x[1:3, 0:, 2:5])
+    i64 = np.int64
+    (y,) = run_op(tmp_path, "slice", [x], [np.array([0, 1, 1], i64), np.array([2, 3, -1], i64)])
+    close(y, x[0:2, 1:4, 1:])
+    # masks: begin of axis 0, end of axis 2; shrink axis 1
+    args = (0b001, 0, 0b100, 0, 0b010, 1, 2, 1, 3, 3, 4, 1, 1, 2)
+    (y,) = run_op(tmp_path, "strided_slice", [x], int_args=args)
+    close(y, x[:3, 2, 1::2])
+    # a negative stride with both masks runs over the whole axis backwards
+    args = (0b001, 0, 0b001, 0, 0, 0, 1, 2, 0, 4, 6, -1, 1, 2)
+    (y,) = run_op(tmp_path, "strided_slice", [x], int_args=args)
+    close(y, x[::-1, 1:4, 2:6:2])
+    (y,) = run_op(tmp_path, "tile", [x], int_args=(1, 2, 1))
+    close(y, np.tile(x, (1, 2, 1)))
+
+
+def test_small_elementwise_ops(tmp_path: Path) -> None:
+    x = rand(3, 4)
+    (y,) = run_op(tmp_path, "clipbyvalue", [x], float_args=(-0.5, 0.25))
+    close(y, np.clip(x, -0.5, 0.25))
+    for op, fn in (("mergeadd", np.sum), ("mergemax", np.max), ("mergeavg", np.mean)):
+        (y,) = run_op(tmp_path, op, [x, 2 * x, -x])
+        close(y, fn(np.stack([x, 2 * x, -x]), axis=0))
+    for op, fn in (("log1p", np.log1p), ("expm1", np.expm1), ("cube", lambda v: v**3)):
+        (y,) = run_op(tmp_path, op, [np.abs(x)])
+        close(y, fn(np.abs(x)))

@@ -469,6 +469,86 @@ def _pad(cx: OpContext) -> list[str]:
     return [cx.node("Pad", [cx.ins[0], pads, value], mode=mode)]
 
 
+_END = 2**62  # "to the end" for ONNX Slice (clamped to the dimension)
+
+
+@_register("slice")
+def _slice(cx: OpContext) -> list[str]:
+    # inputs x, begin, size (or iArgs begin..., size...); size -1 = to the end
+    if len(cx.ins) >= 3:
+        begin, size = cx.int_values(1, "begin"), cx.int_values(2, "size")
+    else:
+        args = [int(v) for v in cx.op.int_args]
+        begin, size = args[: len(args) // 2], args[len(args) // 2 :]
+    ends = [_END if n < 0 else b + n for b, n in zip(begin, size, strict=True)]
+    axes = list(range(len(begin)))
+    return [cx.node("Slice", [cx.ins[0], cx.ints(begin), cx.ints(ends), cx.ints(axes)])]
+
+
+@_register("strided_slice")
+def _strided_slice(cx: OpContext) -> list[str]:
+    # iArgs begin_mask, ellipsis_mask, end_mask, new_axis_mask, shrink_axis_mask, then
+    # begin..., end..., strides... unless given as inputs 1-3
+    masks = [cx.iarg(i, 0) for i in range(5)]
+    begin_mask, ellipsis, end_mask, new_axis, shrink = masks
+    if ellipsis or new_axis:
+        raise Unsupported("strided_slice with an ellipsis or new-axis mask")
+    if len(cx.ins) >= 4:
+        begin, end, step = (
+            cx.int_values(i, what) for i, what in ((1, "begin"), (2, "end"), (3, "strides"))
+        )
+    else:
+        args = [int(v) for v in cx.op.int_args[5:]]
+        n = len(args) // 3
+        begin, end, step = args[:n], args[n : 2 * n], args[2 * n :]
+    starts, ends = list(begin), list(end)
+    for i, s in enumerate(step):
+        if begin_mask >> i & 1:
+            starts[i] = 0 if s > 0 else _END
+        if end_mask >> i & 1:
+            ends[i] = _END if s > 0 else -_END
+        if shrink >> i & 1:  # one element, dimension dropped
+            ends[i] = _END if starts[i] == -1 else starts[i] + 1
+            step[i] = 1
+    axes = list(range(len(starts)))
+    y = cx.node("Slice", [cx.ins[0], cx.ints(starts), cx.ints(ends), cx.ints(axes), cx.ints(step)])
+    dropped = [i for i in axes if shrink >> i & 1]
+    return [cx.node("Squeeze", [y, cx.ints(dropped)]) if dropped else y]
+
+
+@_register("tile")
+def _tile(cx: OpContext) -> list[str]:
+    reps = cx.int_values(1, "repeats") if len(cx.ins) > 1 else [int(v) for v in cx.op.int_args]
+    return [cx.node("Tile", [cx.ins[0], cx.ints(reps)])]
+
+
+@_register("clipbyvalue")
+def _clipbyvalue(cx: OpContext) -> list[str]:
+    low, high = cx.targ(0, float("-inf")), cx.targ(1, float("inf"))
+    return [cx.node("Clip", [cx.ins[0], cx.scalar(low), cx.scalar(high)])]
+
+
+@_register("mergeadd", "mergemax", "mergeavg")
+def _merge(cx: OpContext) -> list[str]:
+    onnx_op = {"mergeadd": "Sum", "mergemax": "Max", "mergeavg": "Mean"}[cx.op.op_name]
+    return [cx.node(onnx_op, cx.ins)]
+
+
+@_register("log1p")
+def _log1p(cx: OpContext) -> list[str]:
+    return [cx.node("Log", [cx.node("Add", [cx.ins[0], cx.scalar(1.0)])])]
+
+
+@_register("expm1")
+def _expm1(cx: OpContext) -> list[str]:
+    return [cx.node("Sub", [cx.node("Exp", cx.ins[:1]), cx.scalar(1.0)])]
+
+
+@_register("cube")
+def _cube(cx: OpContext) -> list[str]:
+    return [cx.node("Pow", [cx.ins[0], cx.scalar(3.0)])]
+
+
 # -- reductions -----------------------------------------------------------------------------------
 
 _REDUCE = {
@@ -544,6 +624,7 @@ def _window(cx: OpContext, spatial: int) -> tuple[list[int], list[int], list[int
 def _same_padding(
     cx: OpContext,
     x: str,
+    *,
     kernel: Sequence[int],
     strides: Sequence[int],
     dilations: Sequence[int],
@@ -580,43 +661,81 @@ def _kernel(cx: OpContext, kernel: list[int], w_format: int) -> list[int]:
     return {0: shape[:n], 1: shape[2:], 2: shape[1 : n + 1]}[w_format]
 
 
-def _conv(spatial: int) -> Converter:
-    # conv2d: k(2) s(2) p(2) d(2) isSameMode dataFormat(0 NCHW,1 NHWC) wFormat
-    # conv3dnew: k(3) s(3) p(3) d(3) paddingMode dataFormat(0 NCDHW,1 NDHWC) wFormat
+def _conv_weights(
+    cx: OpContext, w_format: int, kernel: list[int], depthwise: bool
+) -> tuple[str, int]:
+    """The weights as ONNX wants them, [oC, iC / group, k...], and the group count.
+
+    libnd4j stores [k..., iC, oC] (format 0), [oC, iC, k...] (1) or [oC, k..., iC] (2); for
+    depthwise_conv2d oC is the channel multiplier mC and output channel c * mC + m."""
+    n = len(kernel)
+    if w_format not in (0, 1, 2):
+        raise Unsupported(f"weight format {w_format}")
+    if not depthwise:
+        perm = {0: [n + 1, n, *range(n)], 1: None, 2: [0, n + 1, *range(1, n + 1)]}[w_format]
+        w = cx.ins[1] if perm is None else cx.node("Transpose", [cx.ins[1]], perm=perm)
+        return w, 1
+    stored = cx.static(1)
+    if stored is None:
+        raise Unsupported("depthwise weights must be stored (the group count is their iC)")
+    channels = int(stored.shape[{0: n, 1: 1, 2: n + 1}[w_format]])
+    order = {0: [n, n + 1, *range(n)], 1: [1, 0, *range(2, n + 2)], 2: [n + 1, 0, *range(1, n + 1)]}
+    grouped = cx.node("Transpose", [cx.ins[1]], perm=order[w_format])  # [iC, mC, k...]
+    return cx.node("Reshape", [grouped, cx.ints([-1, 1, *kernel])]), channels
+
+
+def _conv(spatial: int, *, depthwise: bool = False) -> Converter:
+    # conv1d: kW sW pW dW paddingMode(0 VALID, 1 SAME, 2 CAUSAL) dataFormat(0 NCW, 1 NWC) wFormat
+    # conv2d, depthwise_conv2d: k(2) s(2) p(2) d(2) isSameMode dataFormat(0 NCHW, 1 NHWC) wFormat
+    # conv3dnew: k(3) s(3) p(3) d(3) paddingMode dataFormat(0 NCDHW, 1 NDHWC) wFormat
     def convert(cx: OpContext) -> list[str]:
         kernel, strides, pads, dilations = _window(cx, spatial)
-        same = cx.iarg(4 * spatial, 0)
-        if same not in (0, 1):
-            raise Unsupported(f"padding mode {same} (only VALID 0 and SAME 1)")
+        mode = cx.iarg(4 * spatial, 0)
+        if mode not in (0, 1) and not (mode == 2 and spatial == 1):
+            raise Unsupported(f"padding mode {mode}")
         channels_last = bool(cx.iarg(4 * spatial + 1, 0))
         w_format = cx.iarg(4 * spatial + 2, 0)
-        # ONNX wants [oC, iC, k...]
-        if w_format == 0:  # [k..., iC, oC]
-            perm = [spatial + 1, spatial, *range(spatial)]
-        elif w_format == 1:  # [oC, iC, k...]
-            perm = None
-        elif w_format == 2:  # [oC, k..., iC]
-            perm = [0, spatial + 1, *range(1, spatial + 1)]
-        else:
-            raise Unsupported(f"weight format {w_format}")
-        w = cx.ins[1] if perm is None else cx.node("Transpose", [cx.ins[1]], perm=perm)
+        kernel = _kernel(cx, kernel, w_format)
+        w, group = _conv_weights(cx, w_format, kernel, depthwise)
         x = _channels_first(cx, cx.ins[0], spatial, channels_last)
-        attrs: dict[str, Any] = {"strides": strides, "dilations": dilations}
-        if same:
-            x = _same_padding(cx, x, _kernel(cx, kernel, w_format), strides, dilations, 0.0)
+        attrs: dict[str, Any] = {"strides": strides, "dilations": dilations, "group": group}
+        if mode == 1:
+            x = _same_padding(cx, x, kernel=kernel, strides=strides, dilations=dilations, fill=0.0)
+        elif mode == 2:  # causal: all the padding before the first step
+            left = (kernel[0] - 1) * dilations[0]
+            x = cx.node("Pad", [x, cx.ints([0, 0, left, 0, 0, 0])])
         else:
             attrs["pads"] = pads + pads
         inputs = [x, w] + ([cx.ins[2]] if len(cx.ins) > 2 else [])
-        if any(kernel):
-            attrs["kernel_shape"] = kernel
-        y = cx.node("Conv", inputs, **attrs)
+        y = cx.node("Conv", inputs, kernel_shape=kernel, **attrs)
         return [_channels_back(cx, y, spatial, channels_last)]
 
     return convert
 
 
+OPS["conv1d"] = _conv(1)
 OPS["conv2d"] = _conv(2)
 OPS["conv3dnew"] = _conv(3)
+OPS["depthwise_conv2d"] = _conv(2, depthwise=True)
+
+
+@_register("upsampling2d")
+def _upsampling2d(cx: OpContext) -> list[str]:
+    # iArgs factorH, factorW, isNCHW (1 = NCHW, the default 0 = NHWC): nearest neighbour
+    factors = [cx.iarg(0, 1), cx.iarg(1, 1)]
+    scales = [1.0, 1.0, *factors] if cx.iarg(2, 0) else [1.0, *factors, 1.0]
+    import numpy as np
+
+    scale = cx.b.constant(np.asarray(scales, dtype=np.float32), name=cx.hint("scales"))
+    return [
+        cx.node(
+            "Resize",
+            [cx.ins[0], "", scale],
+            mode="nearest",
+            nearest_mode="floor",
+            coordinate_transformation_mode="asymmetric",
+        )
+    ]
 
 
 def _pool(spatial: int, kind: str) -> Converter:
@@ -630,7 +749,9 @@ def _pool(spatial: int, kind: str) -> Converter:
         x = _channels_first(cx, cx.ins[0], spatial, channels_last)
         attrs: dict[str, Any] = {"kernel_shape": kernel, "strides": strides}
         if same and kind == "max":  # padded cells never win a max
-            x = _same_padding(cx, x, kernel, strides, dilations, float("-inf"))
+            x = _same_padding(
+                cx, x, kernel=kernel, strides=strides, dilations=dilations, fill=float("-inf")
+            )
         elif same:  # average: ONNX's SAME_UPPER pads like libnd4j and can exclude the pad
             attrs["auto_pad"] = "SAME_UPPER"
         else:
