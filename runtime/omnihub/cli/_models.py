@@ -78,6 +78,7 @@ def _info_rows(entry: ModelEntry) -> list[tuple[str, str]]:
         rows.append(("tags", ", ".join(entry.tags)))
     rows += [(f"metadata.{key}", str(value)) for key, value in sorted(entry.metadata.items())]
     rows.append(("cache", _cache_state(entry)))
+    rows.append(("runnable", _runnable(entry)[1]))
     rows.append(("python", f"from omnihub_generated.{entry.package} import {entry.python_name}"))
     return rows
 
@@ -109,11 +110,20 @@ def _cache_state(entry: ModelEntry) -> str:
     return f"not cached (would be {path})"
 
 
+def _runnable(entry: ModelEntry) -> tuple[bool, str]:
+    """Whether ``omnihub run`` can execute the model (format and installed libraries only)."""
+    from omnihub.cli._run import runnable
+
+    return runnable(entry)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """Show every catalogue field of one model, and how to load it from Python."""
     entry = resolve_one(args.name)
     if args.json:
-        print_json({**entry_to_json(entry), "cache": _cache_state(entry)})
+        ok, how = _runnable(entry)
+        extra = {"cache": _cache_state(entry), "runnable": ok, "runnable_how": how}
+        print_json({**entry_to_json(entry), **extra})
         return ExitCode.OK
     rows = _info_rows(entry)
     width = max(len(key) for key, _ in rows)
