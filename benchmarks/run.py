@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_cache, bench_compile, bench_download, bench_import
+from benchmarks import bench_cache, bench_compile, bench_convert, bench_download, bench_import
 from benchmarks.harness import DESIGN_HEADING, Result, Target, format_line, render_section
 from benchmarks.harness import update_report as merge_report
 from benchmarks.servers import Nginx, ToolError, ensure_tools
@@ -34,7 +34,7 @@ from benchmarks.workload import REPO, remove, scratch_dir
 
 __all__ = ["machine_info", "main"]
 
-GROUPS = ("compile", "import", "cache", "single", "parallel", "concurrency")
+GROUPS = ("compile", "import", "convert", "cache", "single", "parallel", "concurrency")
 _NETWORK_GROUPS = {"cache", "single", "parallel", "concurrency"}
 _TOOLS = ("nginx", "curl", "aria2c")
 
@@ -55,6 +55,24 @@ _WHAT = (
         "`from omnihub_generated.<ns> import <fn>` (10,000 models; the bare import is in the "
         "notes), timed inside fresh interpreters, median",
         "`python -c pass` wall time",
+    ),
+    (
+        "convert_largest_shared / convert_50_layers",
+        "`to_onnx()` of the largest model file in ../shared/data (every other one in the notes) "
+        "and of a synthetic 50-layer MultiLayerNetwork, in a child, after one warm-up "
+        "conversion, median of interleaved rounds",
+        "loading the same file (the loader alone), in the same rounds",
+    ),
+    (
+        "output_vs_onnxruntime",
+        "`output()` per call (batch 32) on the largest shared model that runs",
+        "`onnxruntime.InferenceSession.run` on the same ONNX bytes, alternating",
+    ),
+    (
+        "convert_peak_rss",
+        "peak RSS of a child converting a ~100 MB synthetic network (high-water mark reset "
+        "after loading); target 2x params + 100 MiB",
+        "the child's RSS with the model loaded, just before `to_onnx()`",
     ),
     (
         "cache_hit_call",
@@ -85,7 +103,8 @@ _WHAT = (
 PREAMBLE_TEMPLATE = """\
 # Benchmarks
 
-The performance targets of issue 5, measured by `benchmarks/` against baselines measured in the
+The performance targets of issues 5 (downloads, compile, import) and 13 (running models:
+conversion to ONNX, `output()`), measured by `benchmarks/` against baselines measured in the
 same run. Run from the repository root:
 
 ```
@@ -252,6 +271,7 @@ def run_suite(quick: bool, groups: Sequence[str], lines: list[str]) -> list[Resu
 
     step("compile", lambda: bench_compile.run(quick))
     step("import", lambda: bench_import.run(quick))
+    step("convert", lambda: bench_convert.run(quick))
     if not _NETWORK_GROUPS.intersection(groups):
         return results
     nginx: Nginx | None = None
