@@ -509,3 +509,59 @@ def test_small_elementwise_ops(tmp_path: Path) -> None:
     for op, fn in (("log1p", np.log1p), ("expm1", np.expm1), ("cube", lambda v: v**3)):
         (y,) = run_op(tmp_path, op, [np.abs(x)])
         close(y, fn(np.abs(x)))
+
+
+@pytest.mark.parametrize(("dtype", "code", "tol"), [(np.float64, 6, 1e-6), (np.float16, 3, 3e-3)])
+@pytest.mark.parametrize("op", ["mmul", "conv2d", "lstmLayer"])
+def test_weights_keep_their_dtype(
+    dtype: Any, code: int, tol: float, op: str, tmp_path: Path
+) -> None:
+    """DOUBLE and HALF graphs: initializers, inputs and outputs keep the file's type; the
+    result matches a float64 numpy computation from the same (rounded) weights (DOUBLE to
+    1e-6: onnxruntime has no DOUBLE Conv, which runs in FLOAT; HALF to 3e-3, ~3 half ulps)."""
+    w = {
+        "mmul": rand(3, 4),
+        "conv2d": rand(2, 2, 3, 4),
+        "lstmLayer": rand(3, 8),
+    }[op].astype(dtype)
+    x = {"mmul": rand(2, 3), "conv2d": rand(2, 3, 4, 4), "lstmLayer": rand(2, 2, 3)}[op].astype(
+        dtype
+    )
+    variables = [Var("x", PLACEHOLDER, 1, shape=(-1, *x.shape[1:]), dtype_code=code)]
+    variables.append(Var("w", VARIABLE, 2, array=w, dtype_code=code))
+    inputs: tuple[tuple[int, int], ...] = ((1, 0), (2, 0))
+    kwargs: dict[str, Any] = {}
+    wd, xd = w.astype(np.float64), x.astype(np.float64)
+    if op == "mmul":
+        expected = xd @ wd
+    elif op == "conv2d":
+        kwargs["int_args"] = (2, 2, 1, 1, 0, 0, 1, 1, 0, 0, 0)
+        win = windows(xd, kernel=(2, 2), strides=(1, 1), dil=(1, 1))
+        expected = np.einsum("nchwij,ijco->nohw", win, wd)
+    else:  # lstmLayer [batch, time, nIn], nOut 2, zero states, no bias
+        wr = rand(2, 8).astype(dtype)
+        variables.append(Var("wr", VARIABLE, 3, array=wr, dtype_code=code))
+        inputs += ((3, 0),)
+        kwargs.update(int_args=(1, 0, 2, 0, 0), bool_args=(False,) * 5 + (True, False, False))
+        h = c = np.zeros((2, 2))
+        steps = []
+        for t in range(2):
+            z = xd[:, t] @ wd + h @ wr.astype(np.float64)
+            gi, gf, gg, go = (z[:, k * 2 : k * 2 + 2] for k in range(4))
+            c = sigmoid(gf) * c + sigmoid(gi) * np.tanh(gg)
+            h = sigmoid(go) * np.tanh(c)
+            steps.append(h)
+        expected = np.stack(steps, axis=1)
+    node_id = len(variables) + 1
+    variables.append(Var("y", ARRAY, node_id, dtype_code=code))
+    nodes = [Node(node_id, "y", op, inputs, ("y",), **kwargs)]
+    path = tmp_path / "typed.fb"
+    path.write_bytes(build_flatgraph(variables, nodes, placeholders=["x"]))
+    graph = read_flatgraph(path)
+    model = graph.to_onnx()
+    elem = {np.float64: 11, np.float16: 10}[dtype]
+    assert {t.data_type for t in model.graph.initializer if t.name in ("w", "wr")} == {elem}
+    assert model.graph.input[0].type.tensor_type.elem_type == elem
+    y = graph.output({"x": x})["y"]
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y.astype(np.float64), expected, rtol=tol, atol=tol)

@@ -30,8 +30,7 @@ __all__ = ["lstm_layer"]
 
 _WITH_ALPHA = frozenset({3, 4, 5, 6, 8})
 _WITH_BETA = frozenset({3, 6})
-_INT64 = 7
-_BOOL = 9
+_FLOAT, _INT64, _BOOL, _HALF = 1, 7, 9, 10
 
 
 class _Act:
@@ -42,21 +41,21 @@ class _Act:
             raise Unsupported(f"lstmLayer activation id {kind} (expected 0..10)")
         self.kind, self.alpha, self.beta = kind, alpha, beta
 
-    def emit(self, body: OnnxBuilder, outer: OnnxBuilder, x: str, hint: str) -> str:
+    def emit(self, body: OnnxBuilder, cx: OpContext, x: str, hint: str) -> str:
         k = self.kind
         simple = {0: "Tanh", 1: "Relu", 2: "Sigmoid", 9: "Softsign", 10: "Softplus"}
         if k in simple:
             return body.node(simple[k], [x], hint)
         if k == 3:  # affine: alpha * x + beta
-            scaled = body.node("Mul", [x, outer.scalar(self.alpha)], hint)
-            return body.node("Add", [scaled, outer.scalar(self.beta)], hint)
+            scaled = body.node("Mul", [x, cx.scalar(self.alpha)], hint)
+            return body.node("Add", [scaled, cx.scalar(self.beta)], hint)
         if k == 4:
             return body.node("LeakyRelu", [x], hint, alpha=self.alpha)
         if k == 5:
             return body.node("ThresholdedRelu", [x], hint, alpha=self.alpha)
         if k == 6:  # scaled tanh: alpha * tanh(beta * x)
-            inner = body.node("Tanh", [body.node("Mul", [x, outer.scalar(self.beta)], hint)], hint)
-            return body.node("Mul", [inner, outer.scalar(self.alpha)], hint)
+            inner = body.node("Tanh", [body.node("Mul", [x, cx.scalar(self.beta)], hint)], hint)
+            return body.node("Mul", [inner, cx.scalar(self.alpha)], hint)
         if k == 7:  # libnd4j hard sigmoid: clip(0.2 x + 0.5, 0, 1)
             return body.node("HardSigmoid", [x], hint, alpha=0.2, beta=0.5)
         return body.node("Elu", [x], hint, alpha=self.alpha)  # k == 8
@@ -88,7 +87,16 @@ class _Config:
 
 def lstm_layer(cx: OpContext) -> list[str]:
     """Convert one ``lstmLayer`` op; returns [h if retFullSeq, hL if retLastH, cL if retLastC]."""
+    import numpy as np
+
     cfg = _Config(cx)
+    half = cx.dtype == np.float16
+    if half:  # onnxruntime cannot run this Scan in HALF: compute in FLOAT, cast back
+        seq_index = 3 + cfg.has_bias if cfg.has_seq else -1
+        cx.ins = [
+            v if i == seq_index else cx.node("Cast", [v], to=_FLOAT) for i, v in enumerate(cx.ins)
+        ]
+        cx.dtype = np.dtype(np.float32)
     x, wx, wr = cx.ins[:3]
     optional: dict[str, str] = {}
     index = 3
@@ -141,13 +149,15 @@ def lstm_layer(cx: OpContext) -> list[str]:
         )
     if cfg.data_format in (1, 2):
         y = cx.node("Transpose", [y], perm=[1, 0, 2] if cfg.data_format == 1 else [1, 2, 0])
-    outputs = []
+    outputs: list[str] = []
     if cfg.ret_full:
         outputs.append(y)
     if cfg.ret_h:
         outputs.append(h_last)
     if cfg.ret_c:
         outputs.append(c_last)
+    if half:
+        return [cx.node("Cast", [v], to=_HALF) for v in outputs]
     return outputs
 
 
@@ -243,21 +253,21 @@ def _body(
     if peep is not None:
         zi = body.node("Add", [zi, body.node("Mul", [c, peep[0]], hint)], hint)
         zf = body.node("Add", [zf, body.node("Mul", [c, peep[1]], hint)], hint)
-    i = cfg.gate.emit(body, outer, zi, hint)
-    f = cfg.gate.emit(body, outer, zf, hint)
-    g = cfg.cell.emit(body, outer, zg, hint)
+    i = cfg.gate.emit(body, cx, zi, hint)
+    f = cfg.gate.emit(body, cx, zf, hint)
+    g = cfg.cell.emit(body, cx, zg, hint)
     c_new = body.node("Add", [body.node("Mul", [f, c], hint), body.node("Mul", [i, g], hint)], hint)
     if cfg.clip:
-        c_new = body.node("Clip", [c_new, outer.scalar(-cfg.clip), outer.scalar(cfg.clip)], hint)
+        c_new = body.node("Clip", [c_new, cx.scalar(-cfg.clip), cx.scalar(cfg.clip)], hint)
     if peep is not None:
         zo = body.node("Add", [zo, body.node("Mul", [c_new, peep[2]], hint)], hint)
-    o = cfg.gate.emit(body, outer, zo, hint)
-    h_new = body.node("Mul", [o, cfg.out.emit(body, outer, c_new, hint)], hint)
+    o = cfg.gate.emit(body, cx, zo, hint)
+    h_new = body.node("Mul", [o, cfg.out.emit(body, cx, c_new, hint)], hint)
     y = h_new
     if m is not None:
         h_new = body.node("Where", [m, h_new, h], hint)
         c_new = body.node("Where", [m, c_new, c], hint)
-        y = body.node("Where", [m, y, outer.scalar(0.0)], hint)
+        y = body.node("Where", [m, y, cx.scalar(0.0)], hint)
     outs = [prefix + "h_out", prefix + "c_out", prefix + "y_out"]
     for value, name in zip((h_new, c_new, y), outs, strict=True):
         body.nodes.append(helper.make_node("Identity", [value], [name], name=name))
