@@ -149,10 +149,6 @@ def test_run_with_only_onnx_exports_without_running(cli: Cli, run_zoo: dict[str,
     assert len(onnx.load(exported).graph.initializer) >= 6  # 3 layers, W and b each
 
 
-@pytest.mark.skipif(
-    not hasattr(__import__("omnihub.loaders.dl4j").loaders.dl4j.ComputationGraph, "output"),
-    reason="ComputationGraph.output() is not implemented yet (issue 13, engineer B)",
-)
 def test_run_feeds_a_graph_by_input_name(cli: Cli, run_zoo: dict[str, Path]) -> None:
     from omnihub.loaders.dl4j import read_model_serializer
 
