@@ -565,3 +565,23 @@ def test_weights_keep_their_dtype(
     y = graph.output({"x": x})["y"]
     assert y.dtype == dtype
     np.testing.assert_allclose(y.astype(np.float64), expected, rtol=tol, atol=tol)
+
+
+def test_ops_listed_out_of_order_and_cycles(tmp_path: Path) -> None:
+    variables = [Var("x", PLACEHOLDER, 1, shape=(-1, 3)), Var("a", ARRAY, 2), Var("b", ARRAY, 3)]
+    # the consumer is listed before its producer: still converted in dependency order
+    nodes = [
+        Node(3, "second", "tanh", ((2, 0),), ("b",)),
+        Node(2, "first", "relu", ((1, 0),), ("a",)),
+    ]
+    path = tmp_path / "order.fb"
+    path.write_bytes(build_flatgraph(variables, nodes, placeholders=["x"]))
+    x = rand(2, 3)
+    close(read_flatgraph(path).output({"x": x}, "b")["b"], np.tanh(np.maximum(x, 0)))
+    cyclic = [
+        Node(2, "first", "relu", ((3, 0),), ("a",)),
+        Node(3, "second", "tanh", ((2, 0),), ("b",)),
+    ]
+    path.write_bytes(build_flatgraph(variables, cyclic, placeholders=["x"]))
+    with pytest.raises(LoadError, match=r"cycle among ops \['first', 'second'\]"):
+        read_flatgraph(path).to_onnx("b")

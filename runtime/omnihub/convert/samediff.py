@@ -67,19 +67,18 @@ def _needed_ops(graph: SameDiffGraph, outputs: Sequence[str]) -> list[SameDiffOp
     ordered: list[SameDiffOp] = []
     done: set[str] = set()
     pending = [op for op in graph.ops if op.name in needed]
-    while pending:  # file order is topological in practice; this also handles files where not
-        ready = [
-            op
-            for op in pending
-            if all(i not in producer or producer[i].name in done for i in op.inputs)
-        ]
-        if not ready:
-            names = [o.name for o in pending]
+    while pending:  # one pass when the file order is topological (as SameDiff writes it)
+        waiting = []
+        for op in pending:
+            if all(i not in producer or producer[i].name in done for i in op.inputs):
+                ordered.append(op)
+                done.add(op.name)
+            else:
+                waiting.append(op)
+        if len(waiting) == len(pending):
+            names = [o.name for o in waiting]
             raise LoadError(f"{graph.path}: the SameDiff graph has a cycle among ops {names}")
-        for op in ready:
-            ordered.append(op)
-            done.add(op.name)
-        pending = [op for op in pending if op.name not in done]
+        pending = waiting
     return ordered
 
 
@@ -93,28 +92,82 @@ def _np_dtype(name: str, default: np.dtype[Any]) -> np.dtype[Any]:
 
 
 class _Ranks:
-    """Ranks of ONNX values: from declared shapes, else from ONNX shape inference (lazily)."""
+    """Ranks (and element types) of ONNX values: declared shapes, else ONNX shape inference.
+
+    Inference runs node by node over the nodes added since the last question, so a graph
+    whose converters ask often (one batchnorm per layer) is still inferred once in total; a
+    value the per-node pass cannot type (e.g. behind a Scan) falls back to whole-graph
+    inference.
+    """
 
     def __init__(self, builder: OnnxBuilder) -> None:
         self.b = builder
         self.known: dict[str, int] = {}
         self.elem_types: dict[str, int] = {}
+        self._types: dict[str, onnx.TypeProto] = {}
+        self._data: dict[str, onnx.TensorProto] = {}
+        self._seen = (0, 0, 0)  # inputs, initializers, nodes already typed
 
     def __call__(self, value: str) -> int:
         if value not in self.known:
-            self._infer()
+            self._infer_nodes()
+        if value not in self.known:
+            self._infer_graph()
         if value not in self.known:
             raise Unsupported(f"the rank of {value!r} is unknown (shape inference found none)")
         return self.known[value]
 
-    def _infer(self) -> None:
+    def _record(self, name: str, value_type: onnx.TypeProto) -> None:
+        self._types[name] = value_type
+        tensor = value_type.tensor_type
+        if tensor.HasField("shape"):
+            self.known[name] = len(tensor.shape.dim)
+        if tensor.elem_type:
+            self.elem_types[name] = tensor.elem_type
+
+    def _initializers(self) -> Sequence[onnx.TensorProto]:
+        tensors: Sequence[onnx.TensorProto] = self.b._model.graph.initializer  # kept in its model
+        return tensors
+
+    def _infer_nodes(self) -> None:
+        import onnx
+        from onnx import defs, helper, shape_inference
+
+        from omnihub.convert._builder import OPSET
+
+        n_inputs, n_inits, n_nodes = self._seen
+        for info in self.b.inputs[n_inputs:]:
+            self._record(info.name, info.type)
+        tensors = self._initializers()
+        for tensor in tensors[n_inits:]:
+            self._record(tensor.name, helper.make_tensor_type_proto(tensor.data_type, tensor.dims))
+            if len(tensor.raw_data) <= 1024:  # shapes, axes: inference needs their values
+                self._data[tensor.name] = tensor
+        opsets = [helper.make_opsetid("", OPSET)]
+        for node in self.b.nodes[n_nodes:]:
+            if any(i and i not in self._types for i in node.input):
+                continue
+            outer_scope = any(a.type == onnx.AttributeProto.GRAPH for a in node.attribute)
+            types = self._types if outer_scope else {i: self._types[i] for i in node.input if i}
+            try:
+                schema = defs.get_schema(node.op_type, OPSET, node.domain)
+                inferred = shape_inference.infer_node_outputs(
+                    schema, node, types, self._data, opset_imports=opsets
+                )
+            except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
+                continue
+            for name, value_type in inferred.items():
+                self._record(name, value_type)
+        self._seen = (len(self.b.inputs), len(tensors), len(self.b.nodes))
+
+    def _infer_graph(self) -> None:
         import onnx
         from onnx import helper
 
         from omnihub.convert._builder import OPSET
 
         # small constants (shapes, axes) by value, weights by type and shape only: no copy
-        tensors = self.b._model.graph.initializer  # the builder keeps them in its model
+        tensors = self._initializers()
         small = [t for t in tensors if len(t.raw_data) <= 1024]
         weights = [
             helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
@@ -128,11 +181,7 @@ class _Ranks:
         model.ir_version = 8
         inferred = onnx.shape_inference.infer_shapes(model)
         for info in [*inferred.graph.value_info, *inferred.graph.input]:
-            tensor = info.type.tensor_type
-            if tensor.HasField("shape"):
-                self.known[info.name] = len(tensor.shape.dim)
-            if tensor.elem_type:
-                self.elem_types[info.name] = tensor.elem_type
+            self._record(info.name, info.type)
 
 
 def samediff_to_onnx(
