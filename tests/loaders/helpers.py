@@ -108,10 +108,7 @@ def _vector_of_offsets(builder: Any, offsets: Sequence[int]) -> int:
 
 
 def _vector_of_longs(builder: Any, values: Sequence[int]) -> int:
-    builder.StartVector(8, len(values), 8)
-    for v in reversed(values):
-        builder.PrependInt64(v)
-    return int(builder.EndVector())
+    return _scalars(builder, values, 8, "PrependInt64")
 
 
 def _int_pair(builder: Any, first: int, second: int) -> int:
@@ -141,27 +138,27 @@ def _flat_array(builder: Any, var: Var) -> int | None:
     return int(builder.EndObject())
 
 
+def _scalars(builder: Any, values: Sequence[Any], size: int, prepend: str) -> int:
+    """A vector of scalars, ``prepend`` naming the builder method (e.g. ``PrependBool``)."""
+    builder.StartVector(size, len(values), size)
+    for value in reversed(values):
+        getattr(builder, prepend)(value)
+    return int(builder.EndVector())
+
+
 def _node_args(builder: Any, node: Node) -> dict[int, int]:
     """The FlatNode argument vectors (slot -> offset): tArgs 8, iArgs 9, bArgs 10, dims 11."""
-    args: dict[int, int] = {}
-    if node.float_args:
-        builder.StartVector(8, len(node.float_args), 8)
-        for f in reversed(node.float_args):
-            builder.PrependFloat64(f)
-        args[8] = int(builder.EndVector())
-    if node.int_args:
-        args[9] = _vector_of_longs(builder, node.int_args)
-    if node.bool_args:
-        builder.StartVector(1, len(node.bool_args), 1)
-        for b in reversed(node.bool_args):
-            builder.PrependBool(b)
-        args[10] = int(builder.EndVector())
-    if node.dimensions:
-        builder.StartVector(4, len(node.dimensions), 4)
-        for d in reversed(node.dimensions):
-            builder.PrependInt32(d)
-        args[11] = int(builder.EndVector())
-    return args
+    vectors = (
+        (8, node.float_args, 8, "PrependFloat64"),
+        (9, node.int_args, 8, "PrependInt64"),
+        (10, node.bool_args, 1, "PrependBool"),
+        (11, node.dimensions, 4, "PrependInt32"),
+    )
+    return {
+        slot: _scalars(builder, values, size, prepend)
+        for slot, values, size, prepend in vectors
+        if values
+    }
 
 
 def build_flatgraph(
