@@ -20,6 +20,7 @@ around the ONNX op and back, so the output keeps the layer's format.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from omnihub.convert._errors import Unsupported
@@ -69,7 +70,7 @@ def _geometry(ctx: LayerContext, rank: int, *, dilation: bool = True) -> dict[st
         raise Unsupported(f"dilation {dil} for this pooling type")
     mode = _mode(ctx)
     if mode == "Same":
-        attrs["auto_pad"] = "SAME_UPPER"
+        attrs["same"] = True  # padded by _same_pad (ConvTranspose: statically)
     elif mode == "Causal":
         if rank != 1:
             raise Unsupported("convolutionMode Causal is only defined for 1D layers")
@@ -77,6 +78,57 @@ def _geometry(ctx: LayerContext, rank: int, *, dilation: bool = True) -> dict[st
     else:
         attrs["pads"] = pad + pad
     return attrs
+
+
+def _same_pad(ctx: LayerContext, value: str, attrs: dict[str, Any], fill: float = 0.0) -> str:
+    """Pad ``value`` (channels-first) as DL4J's Same mode does, for any spatial size.
+
+    total = max((ceil(in / s) - 1) * s + k_eff - in, 0) per spatial axis, floor(total / 2)
+    before and the rest after (ONNX's SAME_UPPER, computed here because onnxruntime rejects
+    SAME with dilation and with kernels smaller than the stride). Removes the ``same`` and,
+    for ops without them, ``dilations`` markers from ``attrs``; sets ``pads`` to zeros.
+    """
+    b = ctx.b
+    kernel, stride = attrs["kernel_shape"], attrs["strides"]
+    rank = len(kernel)
+    dil = attrs.get("dilations", [1] * rank)
+    attrs.pop("same")
+    eff = [(k - 1) * d + 1 for k, d in zip(kernel, dil, strict=True)]
+    size = b.node("Shape", [value], start=2)
+    steps = b.constant(stride)
+    out = b.node("Div", [b.node("Add", [size, b.constant([s - 1 for s in stride])]), steps])
+    reach = b.node(
+        "Add",
+        [b.node("Mul", [b.node("Sub", [out, b.constant([1] * rank)]), steps]), b.constant(eff)],
+    )
+    total = b.node("Max", [b.node("Sub", [reach, size]), b.constant([0] * rank)])
+    before = b.node("Div", [total, b.constant([2] * rank)])
+    after = b.node("Sub", [total, before])
+    zeros = b.constant([0, 0])
+    pads = b.node("Concat", [zeros, before, zeros, after], axis=0)
+    attrs["pads"] = [0] * (2 * rank)
+    return b.node("Pad", [value, pads, b.scalar(fill)], f"{ctx.prefix}_same_pad")
+
+
+def _windowed(
+    ctx: LayerContext, op: str, value: str, attrs: dict[str, Any], fill: float = 0.0, **extra: Any
+) -> str:
+    """``op`` over ``value`` with ``attrs`` from :func:`_geometry`, Same mode padded first.
+
+    Pooling ops get their explicit padding as a Pad node too (``fill``: -inf for max), so
+    no runtime has to handle windows over padding (onnx.reference's MaxPool fails on some).
+    """
+    attrs = dict(attrs)
+    inputs = extra.pop("inputs", [])
+    if attrs.get("same"):
+        value = _same_pad(ctx, value, attrs, fill)
+    elif op != "Conv" and any(attrs.get("pads", [])):
+        pads = attrs["pads"]
+        half = len(pads) // 2
+        all_axes = [0, 0, *pads[:half], 0, 0, *pads[half:]]
+        value = ctx.b.node("Pad", [value, ctx.b.constant(all_axes), ctx.b.scalar(fill)])
+        attrs["pads"] = [0] * len(pads)
+    return ctx.b.node(op, [value, *inputs], f"{ctx.prefix}_{op.lower()}", **attrs, **extra)
 
 
 def _cfg_len(ctx: LayerContext, key: str, rank: int) -> int:
@@ -91,12 +143,8 @@ def _bias(ctx: LayerContext) -> list[str]:
 
 def _conv(ctx: LayerContext, x: Activations, rank: int, weight: npt.NDArray[Any]) -> Activations:
     value, layout = _first(x, ctx)
-    y = ctx.b.node(
-        "Conv",
-        [value, ctx.weight("W", weight), *_bias(ctx)],
-        f"{ctx.prefix}_conv",
-        **_geometry(ctx, rank),
-    )
+    inputs = [ctx.weight("W", weight), *_bias(ctx)]
+    y = _windowed(ctx, "Conv", value, _geometry(ctx, rank), inputs=inputs)
     y = ctx.activation(y)
     return _back(ctx, y, x, layout, ctx.layer.n_out)
 
@@ -125,7 +173,7 @@ def deconvolution2d(ctx: LayerContext, x: Activations) -> Activations:
     """ConvTranspose (W ``[nIn, nOut, kH, kW]``); Same mode: output ``in * stride``, DL4J's
     padding ``floor((k_eff - s) / 2)`` before."""
     attrs = _geometry(ctx, 2)
-    if attrs.pop("auto_pad", None) == "SAME_UPPER":
+    if attrs.pop("same", False):
         begin, end, extra = [], [], []
         for k, s, d in zip(
             attrs["kernel_shape"], attrs["strides"], attrs["dilations"], strict=True
@@ -148,13 +196,8 @@ def deconvolution2d(ctx: LayerContext, x: Activations) -> Activations:
 def _depthwise(ctx: LayerContext, value: str, weight: npt.NDArray[Any], n_in: int) -> str:
     """Grouped Conv with ``weight`` ``[nIn, m, kH, kW]`` -> ONNX ``[nIn*m, 1, kH, kW]``."""
     onnx_w = weight.reshape(weight.shape[0] * weight.shape[1], 1, *weight.shape[2:])
-    return ctx.b.node(
-        "Conv",
-        [value, ctx.weight("W", onnx_w)],
-        f"{ctx.prefix}_depthwise",
-        group=n_in,
-        **_geometry(ctx, 2),
-    )
+    inputs = [ctx.weight("W", onnx_w)]
+    return _windowed(ctx, "Conv", value, _geometry(ctx, 2), inputs=inputs, group=n_in)
 
 
 @layer_converter("DepthwiseConvolution2D", accepts="CNN")
@@ -182,26 +225,29 @@ def separable_convolution2d(ctx: LayerContext, x: Activations) -> Activations:
 
 
 def _pool(ctx: LayerContext, x: Activations, rank: int) -> Activations:
+    """MAX (padding never wins), AVG (pad in the divisor or not), SUM, PNORM (LpPool)."""
     kind = str(ctx.config.get("poolingType", "MAX")).upper()
     value, layout = _first(x, ctx)
     if kind == "MAX":
-        y = ctx.b.node("MaxPool", [value], f"{ctx.prefix}_maxpool", **_geometry(ctx, rank))
-    elif kind in ("AVG", "SUM"):
-        attrs = _geometry(ctx, rank, dilation=False)
-        include = ctx.config.get("avgPoolIncludePadInDivisor") is True or kind == "SUM"
-        y = ctx.b.node(
-            "AveragePool", [value], f"{ctx.prefix}_avgpool", count_include_pad=int(include), **attrs
-        )
-        if kind == "SUM":
-            window = 1
-            for k in attrs["kernel_shape"]:
-                window *= k
-            y = ctx.b.node("Mul", [y, ctx.b.scalar(float(window))])
+        y = _windowed(ctx, "MaxPool", value, _geometry(ctx, rank), fill=-math.inf)
     elif kind == "PNORM":
         p = ctx.config_int("pnorm")
         if p < 1:
             raise Unsupported(f"PNORM pooling with pnorm={p}")
-        y = ctx.b.node("LpPool", [value], f"{ctx.prefix}_lppool", p=p, **_geometry(ctx, rank))
+        y = _windowed(ctx, "LpPool", value, _geometry(ctx, rank), p=p)
+    elif kind in ("AVG", "SUM"):
+        attrs = _geometry(ctx, rank, dilation=False)
+        # Zero padding counted in the divisor gives sum / window; SUM multiplies it back.
+        y = _windowed(ctx, "AveragePool", value, attrs, count_include_pad=1)
+        if kind == "SUM":
+            y = ctx.b.node("Mul", [y, ctx.b.scalar(float(math.prod(attrs["kernel_shape"])))])
+        elif ctx.config.get("avgPoolIncludePadInDivisor") is not True and (
+            attrs.get("same") or any(attrs.get("pads", []))
+        ):
+            # divide by the number of real (unpadded) positions in each window
+            ones = ctx.b.node("Expand", [ctx.b.scalar(1.0), ctx.b.node("Shape", [value])])
+            count = _windowed(ctx, "AveragePool", ones, attrs, count_include_pad=1)
+            y = ctx.b.node("Div", [y, count])
     else:
         raise Unsupported(f"poolingType {kind!r}")
     return _back(ctx, y, x, layout, x.size)
@@ -250,7 +296,6 @@ def _pad_amounts(ctx: LayerContext, key: str, rank: int) -> list[tuple[int, int]
     return [(int(raw[2 * i]), int(raw[2 * i + 1])) for i in range(rank)]
 
 
-@layer_converter("ZeroPaddingLayer", "ZeroPadding1DLayer", "ZeroPadding3DLayer")
 def zero_padding(ctx: LayerContext, x: Activations) -> Activations:
     """Pad with zeros: DL4J's ``[top, bottom, left, right]`` (1D: ``[left, right]``)."""
     axes = _spatial_axes(x)
@@ -262,7 +307,6 @@ def zero_padding(ctx: LayerContext, x: Activations) -> Activations:
     return x.with_name(y)
 
 
-@layer_converter("Cropping1D", "Cropping2D", "Cropping3D")
 def cropping(ctx: LayerContext, x: Activations) -> Activations:
     """Slice away DL4J's ``[top, bottom, left, right]`` (1D: ``[left, right]``)."""
     axes = _spatial_axes(x)
@@ -277,7 +321,6 @@ def cropping(ctx: LayerContext, x: Activations) -> Activations:
     return x.with_name(y)
 
 
-@layer_converter("Upsampling1D", "Upsampling2D", "Upsampling3D")
 def upsampling(ctx: LayerContext, x: Activations) -> Activations:
     """Nearest-neighbour repeat of every spatial position ``size`` times.
 
@@ -305,21 +348,40 @@ def upsampling(ctx: LayerContext, x: Activations) -> Activations:
 
 @layer_converter("LocalResponseNormalization", accepts="CNN")
 def local_response_normalization(ctx: LayerContext, x: Activations) -> Activations:
-    """``x / (k + alpha * sum_{|c'-c| <= n/2} x_c'^2)^beta`` -> ONNX LRN with an odd window
-    ``2*floor(n/2) + 1`` and ``alpha * window`` (ONNX divides alpha by the size)."""
+    """``x / (k + alpha * sum_{|c'-c| <= n/2} x_c'^2)^beta`` (DL4J's window: ``n // 2``
+    channels on each side).
+
+    The channel-window sum is an AveragePool over the channel axis (moved to a spatial
+    position by an Unsqueeze) times the window size, not ONNX's LRN: its window differs for
+    even ``n``, and onnx.reference's LRN indexes channels by the batch size.
+    """
     n = ctx.config.get("n", 5.0)
     if not isinstance(n, int | float) or isinstance(n, bool):
         raise Unsupported(f"n = {n!r}")
-    size = 2 * (int(n) // 2) + 1
-    alpha = float(ctx.config.get("alpha", 1e-4))
+    half = int(n) // 2
+    b = ctx.b
     value, layout = _first(x, ctx)
-    y = ctx.b.node(
-        "LRN",
-        [value],
-        f"{ctx.prefix}_lrn",
-        size=size,
-        alpha=alpha * size,
-        beta=float(ctx.config.get("beta", 0.75)),
-        bias=float(ctx.config.get("k", 2.0)),
+    squares = b.node("Unsqueeze", [b.node("Mul", [value, value]), b.constant([1])])
+    window = b.node(
+        "AveragePool",
+        [squares],
+        kernel_shape=[2 * half + 1, 1, 1],
+        pads=[half, 0, 0, half, 0, 0],
+        count_include_pad=1,
     )
+    total = b.node("Squeeze", [window, b.constant([1])])
+    alpha = float(ctx.config.get("alpha", 1e-4)) * (2 * half + 1)
+    base = b.node(
+        "Add", [b.scalar(float(ctx.config.get("k", 2.0))), b.node("Mul", [total, b.scalar(alpha)])]
+    )
+    scale = b.node("Pow", [base, b.scalar(-float(ctx.config.get("beta", 0.75)))])
+    y = b.node("Mul", [value, scale], f"{ctx.prefix}_lrn")
     return _back(ctx, y, x, layout, x.size)
+
+
+for _suffix, _kind in (("1D", "RNN"), ("2D", "CNN"), ("3D", "CNN3D")):
+    layer_converter(f"Cropping{_suffix}", accepts=_kind)(cropping)  # type: ignore[arg-type]
+    layer_converter(f"Upsampling{_suffix}", accepts=_kind)(upsampling)  # type: ignore[arg-type]
+layer_converter("ZeroPaddingLayer", accepts="CNN")(zero_padding)
+layer_converter("ZeroPadding1DLayer", accepts="RNN")(zero_padding)
+layer_converter("ZeroPadding3DLayer", accepts="CNN3D")(zero_padding)

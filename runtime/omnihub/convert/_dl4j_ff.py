@@ -26,10 +26,14 @@ def loss(ctx: LayerContext, x: Activations) -> Activations:
     return x.with_name(ctx.activation(x.name))
 
 
-@layer_converter("ActivationLayer", "CnnLossLayer", "Cnn3DLossLayer", "RnnLossLayer")
+@layer_converter("ActivationLayer")
 def activation(ctx: LayerContext, x: Activations) -> Activations:
     """The activation along the channel/feature axis, any kind of input."""
     return x.with_name(ctx.activation(x.name, axis=x.channel_axis))
+
+
+layer_converter("CnnLossLayer", accepts="CNN")(activation)
+layer_converter("Cnn3DLossLayer", accepts="CNN3D")(activation)
 
 
 @layer_converter("DropoutLayer")

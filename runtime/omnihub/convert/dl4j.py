@@ -386,37 +386,58 @@ def input_shape(kind: Kind, size: int | None, layout: str) -> list[int | str | N
     return [BATCH, *dims, size] if layout in ("NHWC", "NDHWC") else [BATCH, size, *dims]
 
 
+#: The keys DL4J's layer classes store their data format under, by input kind.
+_FORMAT_KEYS: dict[str, tuple[str, ...]] = {
+    "CNN": ("cnn2dDataFormat", "dataFormat", "format", "cnn2DFormat"),
+    "RNN": ("rnnDataFormat",),
+    "CNN3D": ("dataFormat",),
+}
+_FORMATS: dict[str, tuple[str, ...]] = {
+    "CNN": ("NCHW", "NHWC"),
+    "RNN": ("NCW", "NWC"),
+    "CNN3D": ("NCDHW", "NDHWC"),
+}
+
+
 def layer_format(layer: Dl4jLayer, kind: Kind) -> str:
     """The data format a layer declares for its input kind (DL4J's defaults otherwise)."""
-    keys = {"CNN": ("cnn2dDataFormat", "dataFormat"), "RNN": ("rnnDataFormat",)}
-    for key in keys.get(kind, ()):
+    for key in _FORMAT_KEYS.get(kind, ()):
         value = layer.config.get(key)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value.upper() in _FORMATS[kind]:
             return value.upper()
-    if kind == "CNN3D":
-        value = layer.config.get("dataFormat")
-        if value in ("NDHWC", "NCDHW"):
-            return str(value)
     return DEFAULT_FORMAT[kind]
 
 
 def _network_input(
     network: MultiLayerNetwork, entries: list[_Entry | None], preprocessors: Mapping[str, Any]
 ) -> tuple[Kind, int | None, str]:
-    """(kind, size, layout) of the network's input, from the first layer that says."""
+    """(kind, size, layout) of the network's input: the kind and layout of the first layer
+    that takes a definite kind (or the preprocessor at layer 0); the size from the first
+    ``nIn`` before the kind changes (pooling, padding... keep the channel count)."""
     from omnihub.convert._preprocessors import preprocessor_input
 
     if "0" in preprocessors:
         found = preprocessor_input(preprocessors["0"])
         if found is not None:
             return found
-    size = None
-    for layer, entry in zip(network.layers, entries, strict=True):
-        if size is None and layer.n_in:
-            size = layer.n_in
-        if entry is not None and entry.accepts is not None:
-            return entry.accepts, size, layer_format(layer, entry.accepts)
-    return "FF", size, "NC"
+    kind: Kind | None = None
+    layout, size = "NC", None
+    for index, (layer, entry) in enumerate(zip(network.layers, entries, strict=True)):
+        if index and str(index) in preprocessors:  # e.g. CnnToFeedForward(numChannels)
+            found = preprocessor_input(preprocessors[str(index)])
+            if found is not None and kind in (None, found[0]):
+                kind, layout = found[0], found[2]
+                size = size or found[1]
+            break
+        accepts = None if entry is None else entry.accepts
+        if accepts is not None and kind is None:
+            kind, layout = accepts, layer_format(layer, accepts)
+        elif accepts is not None and accepts != kind:
+            break
+        size = size or layer.n_in or None
+        if kind is not None and size is not None:
+            break
+    return kind or "FF", size, layout if kind else "NC"
 
 
 def network_to_onnx(network: MultiLayerNetwork) -> onnx.ModelProto:
