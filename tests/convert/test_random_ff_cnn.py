@@ -118,7 +118,8 @@ def ff_network(draw: st.DrawFn) -> tuple[list[Layer], int]:
     return layers, n_in
 
 
-def _conv_out(size: int, k: int, s: int, d: int, p: int, mode: str) -> int:
+def _conv_out(size: int, ksdp: tuple[int, int, int, int], mode: str) -> int:
+    k, s, d, p = ksdp
     if mode == "Same":
         return math.ceil(size / s)
     return (size + 2 * p - ((k - 1) * d + 1)) // s + 1
@@ -162,7 +163,10 @@ def cnn_network(draw: st.DrawFn) -> tuple[list[Layer], tuple[int, int, int], str
             "padding": p,
             "convolutionMode": mode,
         }
-        new_hw = [_conv_out(n, *args, mode) for n, args in zip((h, wd), zip(k, s, d, p))]
+        new_hw = [
+            _conv_out(n, args, mode)
+            for n, args in zip((h, wd), zip(k, s, d, p, strict=True), strict=True)
+        ]
         if kind in ("conv", "pool", "depthwise", "separable") and min(new_hw) < 1:
             continue
         cnn = {"cnn2dDataFormat": fmt}
@@ -219,11 +223,14 @@ def cnn_network(draw: st.DrawFn) -> tuple[list[Layer], tuple[int, int, int], str
             c = n_out
         elif kind == "deconv":
             n_out = draw(st.integers(1, 3))
-            eff = [(kk - 1) * dd + 1 for kk, dd in zip(k, d)]
+            eff = [(kk - 1) * dd + 1 for kk, dd in zip(k, d, strict=True)]
             if mode == "Same":
                 new_hw = [h * s[0], wd * s[1]]
             else:
-                new_hw = [(n - 1) * ss + e - 2 * pp for n, ss, e, pp in zip((h, wd), s, eff, p)]
+                new_hw = [
+                    (n - 1) * ss + e - 2 * pp
+                    for n, ss, e, pp in zip((h, wd), s, eff, p, strict=True)
+                ]
             if min(new_hw) < 1:
                 continue
             params = [Param("b", w.uniform(n_out)), Param("W", w.uniform(c, n_out, *k))]
