@@ -775,6 +775,18 @@ OPS["maxpool3dnew"] = _pool(3, "max")
 OPS["avgpool3dnew"] = _pool(3, "avg")
 
 
+@_register("lrn")
+def _lrn(cx: OpContext) -> list[str]:
+    # tArgs bias, alpha, beta; iArg depth (half window); along the LAST axis (TensorFlow's
+    # local_response_normalization): x / (bias + alpha * sum of squares in +-depth) ** beta.
+    # ONNX LRN runs along axis 1 with alpha divided by the window size.
+    bias, alpha, beta = cx.targ(0, 1.0), cx.targ(1, 1.0), cx.targ(2, 0.5)
+    size = 2 * cx.iarg(0, 5) + 1
+    channels_first = cx.node("Transpose", cx.ins[:1], perm=[0, 3, 1, 2])
+    y = cx.node("LRN", [channels_first], size=size, alpha=alpha * size, beta=beta, bias=bias)
+    return [cx.node("Transpose", [y], perm=[0, 2, 3, 1])]
+
+
 @_register("batchnorm")
 def _batchnorm(cx: OpContext) -> list[str]:
     # inputs x, mean, variance, [gamma if applyScale], [beta if applyOffset];
