@@ -88,7 +88,10 @@ def preprocessor_input(pre: object) -> tuple[Kind, int | None, str] | None:
         return "FF", size, "NC"
     if name in ("feedforwardtornn",):
         return "FF", None, "NC"
-    if name in ("rnntofeedforward", "rnntocnn"):
+    if name == "rnntocnn":
+        size = _int(body, "inputHeight") * _int(body, "inputWidth") * _int(body, "numChannels")
+        return "RNN", size, _rnn_format(body)
+    if name == "rnntofeedforward":
         return "RNN", None, _rnn_format(body)
     if name in ("cnntofeedforward", "cnntornn"):
         channels = body.get("numChannels")
@@ -125,7 +128,8 @@ def _rnn_to_ff(ctx: LayerContext, x: Activations) -> Activations:
 def _ff_to_rnn(ctx: LayerContext, x: Activations, layout: str) -> Activations:
     """[T*N, F] (rows time-major) -> [N, F, T] (or [N, T, F] for NWC)."""
     b = ctx.b
-    shape = b.node("Concat", [b.constant([-1]), ctx.batch_size(), b.constant([0])], axis=0)
+    size = b.constant([x.size]) if x.size else b.node("Shape", [x.name], start=1)
+    shape = b.node("Concat", [b.constant([-1]), ctx.batch_size(), size], axis=0)
     time_major = b.node("Reshape", [x.name, shape])  # [T, N, F]
     perm = [1, 0, 2] if layout == "NWC" else [1, 2, 0]
     return Activations(b.node("Transpose", [time_major], perm=perm), "RNN", x.size, layout)

@@ -418,8 +418,8 @@ def _network_input(
 
     if "0" in preprocessors:
         found = preprocessor_input(preprocessors["0"])
-        if found is not None:
-            return found
+        if found is not None:  # RnnToFeedForward/FeedForwardToRnn keep the size: layer 0's
+            return found[0], found[1] or network.layers[0].n_in or None, found[2]
     kind: Kind | None = None
     layout, size = "NC", None
     for index, (layer, entry) in enumerate(zip(network.layers, entries, strict=True)):
