@@ -164,8 +164,9 @@ def _relu(b: OnnxBuilder, x: str, p: Mapping[str, Any], axis: int) -> str:
 
 
 def _clip(low: float, high: float) -> Any:
+    # Max/Min, not Clip: onnxruntime's Relu+Clip fusion fails on DOUBLE Clip bounds.
     def emit(b: OnnxBuilder, x: str, p: Mapping[str, Any], axis: int) -> str:
-        return b.node("Clip", [x, b.scalar(low), b.scalar(high)])
+        return b.node("Min", [b.node("Max", [x, b.scalar(low)]), b.scalar(high)])
 
     return emit
 
