@@ -117,9 +117,11 @@ def element_wise(v: VertexContext) -> Activations:
     """Add, Subtract, Product, Average or Max of the inputs."""
     op = str(v.ctx.config.get("op", "Add"))
     names = [x.name for x in v.inputs]
-    variadic = {"Add": "Sum", "Average": "Mean", "Max": "Max"}
+    variadic = {"Add": "Sum", "Max": "Max"}
     if op in variadic:
         y = v.b.node(variadic[op], names)
+    elif op == "Average":  # DL4J: the sum divided by n (onnxruntime has no DOUBLE Mean)
+        y = v.b.node("Div", [v.b.node("Sum", names), v.b.scalar(len(names))])
     elif op == "Product":
         y = names[0]
         for name in names[1:]:

@@ -117,14 +117,9 @@ def reverse_time(ctx: LayerContext, x: Activations) -> Activations:
     return x.with_name(b.node("Slice", [x.name, step, ends, axis, step], f"{ctx.prefix}_rev"))
 
 
-def _time_major(ctx: LayerContext, x: Activations) -> str:
-    """[T, N, C] from NCW [N, C, T] or NWC [N, T, C]."""
-    perm = [1, 0, 2] if x.layout == "NWC" else [2, 0, 1]
-    return ctx.b.node("Transpose", [x.name], f"{ctx.prefix}_tnc", perm=perm)
-
-
-def _from_time_major(ctx: LayerContext, y: str, size: int, layout: str) -> Activations:
-    perm = [1, 0, 2] if layout == "NWC" else [1, 2, 0]
+def _from_steps(ctx: LayerContext, y: str, size: int, layout: str) -> Activations:
+    """NCW or NWC activations from a Scan's stacked per-step outputs ``[T, units, N]``."""
+    perm = [2, 0, 1] if layout == "NWC" else [2, 1, 0]
     out = ctx.b.node("Transpose", [y], f"{ctx.prefix}_out", perm=perm)
     return Activations(out, "RNN", size, layout)
 
@@ -160,26 +155,44 @@ class _Cell:
             raise Unsupported(f"has no parameter {key!r} (has: {', '.join(self.ctx.params)})")
         return self.ctx.params[key]
 
-    def run(self, x_tm: str, *, reverse: bool) -> str:
-        """The output sequence [T, N, units] for time-major input [T, N, nIn]."""
+    def run(self, x: Activations, *, reverse: bool) -> str:
+        """The per-step outputs ``[T, units, N]`` of the layer on ``x`` (NCW or NWC).
+
+        ``x @ W + b`` is one MatMul over the whole sequence, made time-major for the Scan
+        after the product. (Transposes straight into a MatMul are avoided on purpose:
+        onnxruntime 1.32 crashes fusing some of them in FLOAT16 graphs. For the same reason
+        the steps are stacked as ``[units, N]``.)
+        """
         ctx, b = self.ctx, self.ctx.b
+        weights, bias = self.param(self.w_key), ctx.params.get(self.b_key)
+        if x.layout == "NWC":  # [N, T, C] @ [C, k] -> [N, T, k]
+            projected = b.node("MatMul", [x.name, ctx.weight(self.w_key)], f"{ctx.prefix}_xw")
+            if bias is not None:
+                projected = b.node("Add", [projected, ctx.weight(self.b_key)])
+            perm = [1, 0, 2]
+        else:  # [k, C] @ [N, C, T] -> [N, k, T]
+            w_t = ctx.weight(self.w_key, weights.T)
+            projected = b.node("MatMul", [w_t, x.name], f"{ctx.prefix}_xw")
+            if bias is not None:
+                projected = b.node("Add", [projected, ctx.weight(self.b_key, bias.reshape(-1, 1))])
+            perm = [2, 0, 1]
+        projected = b.node("Transpose", [projected], f"{ctx.prefix}_steps", perm=perm)
         if reverse:
-            x_tm = _reverse_axis0(b, x_tm)
-        projected = b.node("MatMul", [x_tm, ctx.weight(self.w_key)], f"{ctx.prefix}_xw")
-        if self.b_key in ctx.params:
-            projected = b.node("Add", [projected, ctx.weight(self.b_key)], f"{ctx.prefix}_xwb")
+            projected = _reverse_axis0(b, projected)
         zeros = _zero_state(b, projected, self.units)
         body = SubgraphBuilder(b, b.fresh(f"{ctx.prefix}_cell"))
         h, zx = body.fresh(f"{body.name}_h"), body.fresh(f"{body.name}_zx")
         if self.lstm:
             c = body.fresh(f"{body.name}_c")
             h_new, c_new = self._lstm_step(body, h, c, zx)
-            graph = body.graph([h, c, zx], [h_new, c_new, h_new])
+            column = body.node("Transpose", [h_new], perm=[1, 0])
+            graph = body.graph([h, c, zx], [h_new, c_new, column])
             outs = b.node("Scan", [zeros, zeros, projected], 3, body=graph, num_scan_inputs=1)
         else:
             z = body.node("Add", [zx, body.node("MatMul", [h, self.recurrent])])
             h_new = apply_activation(body, z, self.act)
-            graph = body.graph([h, zx], [h_new, h_new])
+            column = body.node("Transpose", [h_new], perm=[1, 0])
+            graph = body.graph([h, zx], [h_new, column])
             outs = b.node("Scan", [zeros, projected], 2, body=graph, num_scan_inputs=1)
         y = outs[-1]
         return _reverse_axis0(b, y) if reverse else y
@@ -221,15 +234,14 @@ def _recurrent(
     ctx: LayerContext, x: Activations, *, lstm: bool, peephole: bool, bidirectional: bool = False
 ) -> Activations:
     layout = rnn_format(ctx.config)
-    x_tm = _time_major(ctx, x)
     if not bidirectional:
         cell = _Cell(ctx, lstm=lstm, peephole=peephole)
-        return _from_time_major(ctx, cell.run(x_tm, reverse=False), cell.units, layout)
+        return _from_steps(ctx, cell.run(x, reverse=False), cell.units, layout)
     forward = _Cell(ctx, "F", lstm=lstm, peephole=peephole)
     backward = _Cell(ctx, "B", lstm=lstm, peephole=peephole)
-    y_f, y_b = forward.run(x_tm, reverse=False), backward.run(x_tm, reverse=True)
+    y_f, y_b = forward.run(x, reverse=False), backward.run(x, reverse=True)
     total = ctx.b.node("Add", [y_f, y_b], f"{ctx.prefix}_sum")
-    return _from_time_major(ctx, total, forward.units, layout)
+    return _from_steps(ctx, total, forward.units, layout)
 
 
 @layer_converter("LSTM", accepts="RNN")
@@ -340,14 +352,22 @@ def last_time_step(ctx: LayerContext, x: Activations) -> Activations:
 
 @layer_converter("RnnOutputLayer", accepts="RNN")
 def rnn_output(ctx: LayerContext, x: Activations) -> Activations:
-    """``activation(x[t] @ W + b)`` at every step, softmax over the features."""
+    """``activation(x[t] @ W + b)`` at every step, softmax over the features. NCW input is
+    multiplied from the left (``W^T @ x``), so no transposes are needed."""
     b = ctx.b
     layout = rnn_format(ctx.config)
-    steps = x.name if layout == "NWC" else b.node("Transpose", [x.name], perm=[0, 2, 1])
-    y = ctx.activation(ctx.dense(steps), axis=-1)
-    if layout != "NWC":
-        y = b.node("Transpose", [y], f"{ctx.prefix}_ncw", perm=[0, 2, 1])
-    return Activations(y, "RNN", ctx.layer.n_out, layout)
+    if layout == "NWC":
+        return Activations(
+            ctx.activation(ctx.dense(x.name), axis=-1), "RNN", ctx.layer.n_out, layout
+        )
+    weights = ctx.params.get("W")
+    if weights is None:
+        raise Unsupported("RnnOutputLayer without a weight matrix 'W'")
+    y = b.node("MatMul", [ctx.weight("W", weights.T), x.name], f"{ctx.prefix}_matmul")
+    bias = ctx.params.get("b")
+    if bias is not None:
+        y = b.node("Add", [y, ctx.weight("b", bias.reshape(-1, 1))], f"{ctx.prefix}_add")
+    return Activations(ctx.activation(y, axis=1), "RNN", ctx.layer.n_out, layout)
 
 
 def _lookup_rows(ctx: LayerContext, indices: str) -> str:
