@@ -53,7 +53,8 @@ def random_feeds(model: onnx.ModelProto, batch: int = 3) -> dict[str, npt.NDArra
 
 def softmax(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    result: npt.NDArray[Any] = e / e.sum(axis=-1, keepdims=True)
+    return result
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -84,7 +85,7 @@ def test_onnxruntime_matches_reference_and_survives_save_load(name: str, tmp_pat
     feeds = random_feeds(model)
     (ours,) = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
     (ref,) = ReferenceEvaluator(model).run(None, feeds)
-    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours, np.asarray(ref), rtol=1e-5, atol=1e-6)
     path = tmp_path / "model.onnx"
     onnx.save(model, str(path))
     loaded = onnx.load(str(path))
@@ -111,7 +112,8 @@ def conv3d_ncdhw(x: npt.NDArray[Any], w: npt.NDArray[Any], stride: int) -> npt.N
     k = w.shape[0]
     windows = np.lib.stride_tricks.sliding_window_view(x, (k, k, k), axis=(2, 3, 4))
     windows = windows[:, :, ::stride, ::stride, ::stride]  # [N, iC, oD, oH, oW, kD, kH, kW]
-    return np.einsum("ncdhwijk,ijkco->nodhw", windows, w)
+    result: npt.NDArray[Any] = np.einsum("ncdhwijk,ijkco->nodhw", windows, w)
+    return result
 
 
 def test_cnn3d_matches_numpy() -> None:
@@ -127,7 +129,8 @@ def test_cnn3d_matches_numpy() -> None:
 
 
 def sigmoid(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    return 1 / (1 + np.exp(-x))
+    result: npt.NDArray[Any] = 1 / (1 + np.exp(-x))
+    return result
 
 
 def test_rnn_matches_numpy_lstm() -> None:
@@ -136,9 +139,7 @@ def test_rnn_matches_numpy_lstm() -> None:
     graph = graph_of(RNN)
     (op,) = [o for o in graph.ops if o.op_name == "lstmLayer"]
     arrays = graph.arrays
-    _, wx, wr, b, h, c, wp = (arrays.get(n) for n in op.inputs)
-    for array in (wx, wr, b, h, c, wp):
-        assert array is not None
+    wx, wr, b, h, c, wp = (arrays[n] for n in op.inputs[1:])  # input 0 is the placeholder
     n_out = wr.shape[0]
     x = RNG.standard_normal((10, 3, 60)).astype(np.float32)
     outputs = []

@@ -25,7 +25,7 @@ PLACEHOLDER, VARIABLE, ARRAY = 3, 0, 2
 
 
 def _act(kind: int, a: float, b: float) -> Callable[[Array], Array]:
-    return {
+    table: dict[int, Callable[[Array], Array]] = {
         0: np.tanh,
         1: lambda x: np.maximum(x, 0),
         2: lambda x: 1 / (1 + np.exp(-x)),
@@ -37,7 +37,8 @@ def _act(kind: int, a: float, b: float) -> Callable[[Array], Array]:
         8: lambda x: np.where(x > 0, x, a * (np.exp(x) - 1)),
         9: lambda x: x / (1 + np.abs(x)),
         10: lambda x: np.log1p(np.exp(x)),
-    }[kind]
+    }
+    return table[kind]
 
 
 def numpy_direction(
@@ -135,9 +136,9 @@ def test_lstm_layer_matches_libnd4j(cfg: dict[str, Any], tmp_path: Path) -> None
         if flag:
             named.append((key, seq if key == "seq" else full[key]))
     variables = [Var("x", PLACEHOLDER, 1, shape=x.shape)]
-    for node, (name, value) in enumerate(named[1:], start=2):
+    for var_id, (name, value) in enumerate(named[1:], start=2):
         code = 9 if name == "seq" else 5
-        variables.append(Var(name, VARIABLE, node, array=value, dtype_code=code))
+        variables.append(Var(name, VARIABLE, var_id, array=value, dtype_code=code))
     op_id = len(named) + 1
     outs = ("out", "out:1", "out:2")
     variables += [Var(o, ARRAY, op_id, index=k) for k, o in enumerate(outs)]
