@@ -615,3 +615,37 @@ def test_large_weights_are_checked_without_their_bytes(tmp_path: Path) -> None:
     bad.output(y, "y", shape=[BATCH, 600])
     with pytest.raises(onnx.shape_inference.InferenceError):
         bad.build()
+
+
+_MEMORY_CHILD = """
+import sys
+from omnihub.loaders.dl4j import read_model_serializer
+import onnx, onnxruntime  # imported before measuring: library code is not weights
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+
+net = read_model_serializer(sys.argv[1])
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset VmHWM, the peak resident size
+model = net.to_onnx()
+print(net.params.nbytes, status("VmHWM") - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+def test_conversion_copies_the_weights_once(tmp_path: Path) -> None:
+    """Peak memory while converting: one copy of the weights (+ one tensor in flight), not two."""
+    import subprocess
+
+    n = 800  # 8 layers x 800 x 800 float32 = 19.5 MiB of weights
+    layers = [_dense_identity(n, n, np.full((n, n), 0.5)) for _ in range(8)]
+    path = write_mln(tmp_path / "big.zip", layers, np.float32)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD, str(path)], capture_output=True, text=True, check=True
+    )
+    weights, peak = (int(v) for v in out.stdout.split())
+    assert weights == 8 * (n * n + n) * 4
+    assert peak < 1.6 * weights, f"converting {weights} bytes of weights peaked at +{peak} bytes"

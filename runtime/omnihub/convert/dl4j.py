@@ -141,11 +141,19 @@ class LayerContext:
         return apply_activation(self.b, x, spec, axis=axis)
 
     def dense(self, x: str, w: str = "W", bias: str = "b") -> str:
-        """``x @ W + b`` (the bias only if the layer has one)."""
+        """``x @ W + b`` (the bias only if the layer has one).
+
+        DL4J stores ``W`` ``[nIn, nOut]`` in 'f' order, so ``W.T`` is a C-contiguous view: it
+        becomes the initializer (``[nOut, nIn]``, one copy, no transposed temporary) of a
+        ``Gemm(transB=1)``.
+        """
+        weight = self.params.get(w)
+        biases = [self.weight(bias)] if self.has_param(bias) else []
+        if weight is not None and weight.ndim == 2 and weight.T.flags.c_contiguous:
+            inputs = [x, self.weight(w, weight.T), *biases]
+            return self.b.node("Gemm", inputs, f"{self.prefix}_gemm", transB=1)
         y = self.b.node("MatMul", [x, self.weight(w)], f"{self.prefix}_matmul")
-        if self.has_param(bias):
-            y = self.b.node("Add", [y, self.weight(bias)], f"{self.prefix}_add")
-        return y
+        return self.b.node("Add", [y, *biases], f"{self.prefix}_add") if biases else y
 
     def split(self, x: str, sizes: list[int], axis: int = 1) -> list[str]:
         """Split ``x`` along ``axis`` into pieces of the given sizes."""
