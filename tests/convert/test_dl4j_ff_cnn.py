@@ -649,3 +649,87 @@ def test_conversion_copies_the_weights_once(tmp_path: Path) -> None:
     weights, peak = (int(v) for v in out.stdout.split())
     assert weights == 8 * (n * n + n) * 4
     assert peak < 1.6 * weights, f"converting {weights} bytes of weights peaked at +{peak} bytes"
+
+
+def _runtimes_agree(net: Any, x: np.ndarray) -> np.ndarray:
+    from onnx.reference import ReferenceEvaluator
+
+    out = net.output(x)
+    (ref,) = ReferenceEvaluator(net.to_onnx()).run(None, {"input": x})
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    return np.asarray(out)
+
+
+def test_1d_layers_on_rnn_input(tmp_path: Path) -> None:
+    """Conv1D, Subsampling1D, ZeroPadding1D, Cropping1D, Upsampling1D on [N, C, T]."""
+    rng = np.random.default_rng(11)
+    layers = [
+        layer(
+            "Convolution1DLayer",
+            [Param("b", rng.normal(size=4)), Param("W", rng.normal(size=(4, 2, 3, 1)))],
+            nin=2,
+            nout=4,
+            kernelSize=[3, 1],
+            stride=[1, 1],
+            padding=[1, 0],
+            dilation=[1, 1],
+            convolutionMode="Truncate",
+            activationFn={"@class": ACT + "TanH"},
+        ),
+        layer(
+            "Subsampling1DLayer",
+            kernelSize=[2, 1],
+            stride=[2, 1],
+            padding=[0, 0],
+            poolingType="MAX",
+        ),
+        layer("ZeroPadding1DLayer", padding=[1, 2]),
+        layer("Upsampling1D", size=[2]),
+        layer("Cropping1D", cropping=[1, 3]),
+    ]
+    x = rng.normal(size=(2, 2, 9))
+    out = _runtimes_agree(_net(tmp_path, layers), x)
+    # conv keeps 9 steps, pooling 4, padding 7, upsampling 14, cropping 10
+    assert out.shape == (2, 4, 10)
+    # [0, a, a, b, b, c, c, d, d, 0]: the zero padding, repeated, then cropped
+    assert np.all(out[:, :, 0] == 0)
+    assert np.all(out[:, :, -1] == 0)
+
+
+@pytest.mark.parametrize("fmt", ["NCDHW", "NDHWC"])
+def test_3d_layers(fmt: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    layers = [
+        layer(
+            "Convolution3D",
+            [Param("b", rng.normal(size=3)), Param("W", rng.normal(size=(3, 2, 2, 2, 2)))],
+            nin=2,
+            nout=3,
+            kernelSize=[2, 2, 2],
+            stride=[1, 1, 1],
+            padding=[0, 0, 0],
+            dilation=[1, 1, 1],
+            convolutionMode="Same",
+            dataFormat=fmt,
+            activationFn={"@class": ACT + "ReLU"},
+        ),
+        layer(
+            "Subsampling3DLayer",
+            kernelSize=[2, 2, 2],
+            stride=[2, 2, 2],
+            padding=[0, 0, 0],
+            poolingType="AVG",
+            dataFormat=fmt,
+            convolutionMode="Truncate",
+            dilation=[1, 1, 1],
+        ),
+        layer("Upsampling3D", size=[1, 2, 1], dataFormat=fmt),
+        layer("ZeroPadding3DLayer", padding=[1, 0, 0, 0, 0, 1], dataFormat=fmt),
+        layer("Cropping3D", cropping=[0, 0, 1, 1, 0, 0], dataFormat=fmt),
+    ]
+    x = rng.normal(size=(2, 2, 4, 6, 4))
+    if fmt == "NDHWC":
+        x = x.transpose(0, 2, 3, 4, 1)
+    out = _runtimes_agree(_net(tmp_path, layers), x)
+    spatial = (3, 4, 3)  # Same keeps (4, 6, 4); pooling (2, 3, 2); upsampling (2, 6, 2); pad, crop
+    assert out.shape == ((2, 3, *spatial) if fmt == "NCDHW" else (2, *spatial, 3))
