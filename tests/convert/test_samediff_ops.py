@@ -610,3 +610,21 @@ def test_lrn_runs_along_the_last_axis(tmp_path: Path) -> None:
     squares = np.pad(x * x, [(0, 0)] * 3 + [(depth, depth)])
     window = sum(squares[..., k : k + 7] for k in range(2 * depth + 1))
     close(y, x / (bias + alpha * window) ** beta)
+
+
+def test_comparisons_and_select(tmp_path: Path) -> None:
+    x, w = rand(3, 4), rand(4)
+    compare = {
+        "equals": np.equal,
+        "not_equals": np.not_equal,
+        "greater": np.greater,
+        "greater_equal": np.greater_equal,
+        "less": np.less,
+        "less_equal": np.less_equal,
+    }
+    for op, fn in compare.items():
+        (y,) = run_op(tmp_path, op, [x, np.where(x > 0, x, 0).astype(np.float32)])
+        assert y.dtype == np.bool_
+        np.testing.assert_array_equal(y, fn(x, np.where(x > 0, x, 0)))
+    (y,) = run_op(tmp_path, "select", [x, 2 * x, x * 0 + w])
+    close(y, np.where(x != 0, 2 * x, x * 0 + w))

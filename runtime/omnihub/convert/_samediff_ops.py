@@ -303,6 +303,40 @@ for _name, (_onnx, _rev) in _SCALAR.items():
     OPS[_name] = _binary(_onnx, _rev, scalar=True)
 
 
+_COMPARE = {
+    "equals": "Equal",
+    "greater": "Greater",
+    "greater_equal": "GreaterOrEqual",
+    "less": "Less",
+    "less_equal": "LessOrEqual",
+}
+
+
+def _compare(onnx_op: str) -> Converter:
+    def convert(cx: OpContext) -> list[str]:
+        return [cx.node(onnx_op, cx.ins[:2])]
+
+    return convert
+
+
+for _name, _onnx in _COMPARE.items():
+    OPS[_name] = _compare(_onnx)
+
+
+@_register("not_equals")
+def _not_equals(cx: OpContext) -> list[str]:
+    return [cx.node("Not", [cx.node("Equal", cx.ins[:2])])]
+
+
+@_register("select", "where")
+def _select(cx: OpContext) -> list[str]:
+    # select(condition, x, y): x where the condition holds, else y
+    if len(cx.ins) != 3:
+        raise Unsupported(f"{cx.op.op_name} with {len(cx.ins)} inputs (only condition, x, y)")
+    condition = cx.node("Cast", cx.ins[:1], to=9)  # BOOL (a no-op when it is one)
+    return [cx.node("Where", [condition, cx.ins[1], cx.ins[2]])]
+
+
 @_register("squaredsubtract")
 def _squaredsubtract(cx: OpContext) -> list[str]:
     diff = cx.node("Sub", cx.ins[:2])

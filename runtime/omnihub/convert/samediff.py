@@ -238,7 +238,7 @@ def samediff_to_onnx(
         else:
             problems.add(f"variable {name!r} ({var.kind})", "has no stored value")
     for op in ops:
-        what = f"op {op.name!r} ({op.op_name})"
+        what = f"op {op.name!r} ({op.op_name or f'{op.op_type} op number {op.op_num}'})"
         converter = OPS.get(op.op_name)
         if _is_loss(op, graph.loss_variables):
             problems.add(what, "loss ops are training-only; ask for the loss's inputs instead")
