@@ -23,6 +23,8 @@ from tests.loaders.helpers import nd4j_write, write_zip
 __all__ = ["Layer", "Param", "layer", "write_mln"]
 
 _PACKAGES = {
+    "FrozenLayer": "misc.",
+    "FrozenLayerWithBackprop": "misc.",
     "Cropping1D": "convolutional.",
     "Cropping2D": "convolutional.",
     "Cropping3D": "convolutional.",

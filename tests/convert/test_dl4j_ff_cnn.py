@@ -733,3 +733,30 @@ def test_3d_layers(fmt: str, tmp_path: Path) -> None:
     out = _runtimes_agree(_net(tmp_path, layers), x)
     spatial = (3, 4, 3)  # Same keeps (4, 6, 4); pooling (2, 3, 2); upsampling (2, 6, 2); pad, crop
     assert out.shape == ((2, 3, *spatial) if fmt == "NCDHW" else (2, *spatial, 3))
+
+
+def test_frozen_mask_and_dropout_layers_are_their_inference_selves(tmp_path: Path) -> None:
+    rng = np.random.default_rng(13)
+    w, b = rng.normal(size=(3, 2)), rng.normal(size=2)
+    inner = {
+        "@class": "org.deeplearning4j.nn.conf.layers.DenseLayer",
+        "nin": 3,
+        "nout": 2,
+        "activationFn": {"@class": ACT + "Sigmoid"},
+    }
+    layers = [
+        layer("MaskLayer"),
+        layer("FrozenLayer", [Param("W", w, "f"), Param("b", b)], layer=inner),
+        layer(
+            "DropoutLayer",
+            idropout={"@class": "org.deeplearning4j.nn.conf.dropout.Dropout", "p": 0.1},
+        ),
+    ]
+    net = _net(tmp_path, layers)
+    assert [lay.type for lay in net.layers] == [
+        "MaskLayer",
+        "FrozenLayer(DenseLayer)",
+        "DropoutLayer",
+    ]
+    x = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(net.output(x), 1 / (1 + np.exp(-(x @ w + b))), rtol=1e-6, atol=1e-8)

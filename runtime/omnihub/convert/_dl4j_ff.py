@@ -36,9 +36,10 @@ layer_converter("CnnLossLayer", accepts="CNN")(activation)
 layer_converter("Cnn3DLossLayer", accepts="CNN3D")(activation)
 
 
-@layer_converter("DropoutLayer")
+@layer_converter("DropoutLayer", "MaskLayer")
 def dropout(ctx: LayerContext, x: Activations) -> Activations:
-    """Identity: DL4J applies dropout only in training."""
+    """Identity: DL4J applies dropout only in training; MaskLayer only applies a mask array,
+    which ``output(x)`` never has."""
     return x
 
 
