@@ -46,15 +46,22 @@ def _recurrent(cls: str, params: list[Param], n_in: int, n: int, act: str, **fie
 @pytest.mark.parametrize(
     ("act", "gate"), [("tanh", "sigmoid"), ("relu", "hardsigmoid"), ("softsign", "sigmoid")]
 )
-def test_lstm_cells_match_dl4j(tmp_path: Path, cls: str, act: str, gate: str) -> None:
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_cells_match_dl4j(tmp_path: Path, cls: str, act: str, gate: str, dtype: Any) -> None:
+    """FLOAT tanh/sigmoid cells use ONNX's LSTM op (weights reordered to i, o, f, c and the
+    peepholes to P), every other cell a Scan over DL4J's cell: both must match DL4J."""
     rng = np.random.default_rng(RNG_SEED)
     params = oracle.lstm_params(rng, 3, 4, peephole=cls == "GravesLSTM")
     net = _mln(
         tmp_path,
         _recurrent(cls, params, 3, 4, act, gateActivationFn=oracle.activation_json(gate)),
+        dtype=dtype,
     )
-    x = rng.normal(size=(2, 3, 6))
-    expected = oracle.lstm(x, *(p.array for p in params), act=act, gate=gate)
+    ops = {node.op_type for node in net.to_onnx().graph.node}
+    onnx_lstm = dtype == np.float32 and (act, gate) == ("tanh", "sigmoid")
+    assert ("LSTM" in ops, "Scan" in ops) == (onnx_lstm, not onnx_lstm)
+    x = rng.normal(size=(2, 3, 6)).astype(dtype)
+    expected = oracle.lstm(x.astype(np.float64), *(p.array for p in params), act=act, gate=gate)
     _both(net, x, expected)
 
 
