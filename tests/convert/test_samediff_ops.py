@@ -628,3 +628,35 @@ def test_comparisons_and_select(tmp_path: Path) -> None:
         np.testing.assert_array_equal(y, fn(x, np.where(x > 0, x, 0)))
     (y,) = run_op(tmp_path, "select", [x, 2 * x, x * 0 + w])
     close(y, np.where(x != 0, 2 * x, x * 0 + w))
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    case=st.fixed_dictionaries(
+        {
+            "kernel": st.tuples(st.integers(1, 3), st.integers(1, 3)),
+            "stride": st.tuples(st.integers(1, 3), st.integers(1, 3)),
+            "dil": st.tuples(st.integers(1, 2), st.integers(1, 2)),
+            "pad": st.tuples(st.integers(0, 1), st.integers(0, 1)),
+            "same": st.booleans(),
+            "nhwc": st.booleans(),
+            "size": st.tuples(st.integers(5, 8), st.integers(5, 8)),
+            "batch": st.integers(1, 3),
+        }
+    )
+)
+def test_random_conv2d_matches_numpy(case: dict[str, Any], tmp_path: Path) -> None:
+    kernel, stride, dil, pad = case["kernel"], case["stride"], case["dil"], case["pad"]
+    same, nhwc, size, batch = case["same"], case["nhwc"], case["size"], case["batch"]
+    x, w, b = rand(batch, 2, *size), rand(*kernel, 2, 3), rand(3)
+    window = {"kernel": kernel, "strides": stride, "dil": dil}
+    xp = padded(x, **window, pads=pad, same=same, fill=0.0)
+    expected = np.einsum("nchwij,ijco->nohw", windows(xp, **window), w) + b[None, :, None, None]
+    feed = x.transpose(0, 2, 3, 1).copy() if nhwc else x
+    args = (*kernel, *stride, *pad, *dil, int(same), int(nhwc), 0)
+    (y,) = run_op(tmp_path, "conv2d", [feed], [w, b], int_args=args, dynamic_batch=True)
+    close(y.transpose(0, 3, 1, 2) if nhwc else y, expected)
