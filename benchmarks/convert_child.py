@@ -8,8 +8,8 @@ nothing of the suite.
   the file costs) and convert that fresh object (ours), interleaved.
 - ``output PATH ROUNDS CALLS BATCH``: convert, then time ``output()`` on a random batch against
   onnxruntime called directly on an ``InferenceSession`` built from the same ONNX bytes;
-  each round alternates CALLS calls of each (who goes first alternates too) and keeps the
-  median call of each.
+  each round alternates up to CALLS calls of each (fewer for slow models: about 0.25 s a
+  side, at least 30; who goes first alternates too) and keeps the median call of each.
 - ``rss PATH``: load, reset the peak RSS (``/proc/self/clear_refs``), convert; report the
   peak RSS during the conversion, the RSS before it and the parameter bytes.
 """
@@ -107,7 +107,13 @@ def _output(path: str, rounds: int, calls: int, batch: int) -> dict[str, object]
 
     ours = _ours(model, feeds)
     ours()  # builds and caches the wrapper's session
-    direct()
+    warm = []
+    for _ in range(5):
+        started = time.perf_counter()
+        direct()
+        warm.append(time.perf_counter() - started)
+    # at most CALLS calls, fewer for slow models: about 0.25 s per side and round, at least 30
+    calls = max(30, min(calls, int(0.25 / max(statistics.median(warm), 1e-6))))
     ours_times: list[float] = []
     direct_times: list[float] = []
     clock = time.perf_counter
@@ -129,6 +135,7 @@ def _output(path: str, rounds: int, calls: int, batch: int) -> dict[str, object]
         "inputs": {name: list(value.shape) for name, value in feeds.items()},
         "kind": type(model).__name__,
         "nodes": len(proto.graph.node),
+        "calls": calls,
     }
 
 
