@@ -14,7 +14,7 @@ output is used (e.g. an LSTM's last cell state).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from omnihub.convert._errors import Unsupported, UnsupportedCollector
@@ -30,12 +30,13 @@ if TYPE_CHECKING:
 __all__ = ["default_outputs", "samediff_to_onnx"]
 
 
-def _is_loss(op: SameDiffOp, loss_variables: Iterable[str]) -> bool:
+def _is_loss(op: SameDiffOp, loss_variables: Collection[str]) -> bool:
     from omnihub.convert._samediff_ops import LOSS_OPS
 
-    loss = set(loss_variables)
     return (
-        op.op_name in LOSS_OPS or op.op_name.endswith("_loss") or any(o in loss for o in op.outputs)
+        op.op_name in LOSS_OPS
+        or op.op_name.endswith("_loss")
+        or any(o in loss_variables for o in op.outputs)
     )
 
 
@@ -198,6 +199,7 @@ def samediff_to_onnx(
     from omnihub.loaders.samediff import VariableKind
 
     wanted = _resolve_outputs(graph, outputs)
+    loss = set(graph.loss_variables)
     variables = {v.name: v for v in graph.variables}
     ops = _needed_ops(graph, wanted)
     produced = {o for op in ops for o in op.outputs}
@@ -240,7 +242,7 @@ def samediff_to_onnx(
     for op in ops:
         what = f"op {op.name!r} ({op.op_name or f'{op.op_type} op number {op.op_num}'})"
         converter = OPS.get(op.op_name)
-        if _is_loss(op, graph.loss_variables):
+        if _is_loss(op, loss):
             problems.add(what, "loss ops are training-only; ask for the loss's inputs instead")
             continue
         if converter is None:

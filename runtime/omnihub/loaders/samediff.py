@@ -207,7 +207,12 @@ class SameDiffGraph:
         from omnihub.convert._run import cached_session
         from omnihub.convert.samediff import default_outputs
 
-        names = default_outputs(self) if outputs is None else outputs
+        if outputs is None:  # computed once: a cache hit must cost next to nothing
+            names = self._session_slot.get("default outputs")
+            if names is None:
+                names = self._session_slot.setdefault("default outputs", default_outputs(self))
+        else:
+            names = outputs
         wanted = (names,) if isinstance(names, str) else tuple(names)
         unknown = [p for p in placeholders if p not in self.placeholders]
         if unknown:
