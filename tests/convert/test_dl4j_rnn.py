@@ -79,12 +79,17 @@ def test_graves_peepholes_matter(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("act", ["tanh", "relu", "identity"])
-def test_simple_rnn_matches_dl4j(tmp_path: Path, act: str) -> None:
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_simple_rnn_matches_dl4j(tmp_path: Path, act: str, dtype: Any) -> None:
+    """FLOAT tanh: ONNX's RNN op; anything else: a Scan."""
     rng = np.random.default_rng(RNG_SEED)
     params = oracle.rnn_params(rng, 3, 5)
-    net = _mln(tmp_path, _recurrent("SimpleRnn", params, 3, 5, act))
-    x = rng.normal(size=(3, 3, 4))
-    _both(net, x, oracle.simple_rnn(x, *(p.array for p in params), act=act))
+    net = _mln(tmp_path, _recurrent("SimpleRnn", params, 3, 5, act), dtype=dtype)
+    onnx_rnn = dtype == np.float32 and act == "tanh"
+    ops = {node.op_type for node in net.to_onnx().graph.node}
+    assert ("RNN" in ops, "Scan" in ops) == (onnx_rnn, not onnx_rnn)
+    x = rng.normal(size=(3, 3, 4)).astype(dtype)
+    _both(net, x, oracle.simple_rnn(x.astype(np.float64), *(p.array for p in params), act=act))
 
 
 def test_nwc_layout_takes_and_gives_time_major_rows(tmp_path: Path) -> None:

@@ -155,26 +155,27 @@ class _Cell:
             raise Unsupported(f"has no parameter {key!r} (has: {', '.join(self.ctx.params)})")
         return self.ctx.params[key]
 
-    def matches_onnx_lstm(self) -> bool:
-        """Whether ONNX's LSTM op computes exactly this cell: an LSTM with sigmoid gates and
-        tanh activations (ONNX's defaults, the only ones ``onnx.reference`` implements), in
-        FLOAT (onnxruntime's LSTM kernel is float-only)."""
+    def matches_onnx_op(self) -> bool:
+        """Whether ONNX's LSTM (RNN) op computes exactly this cell: sigmoid gates and tanh
+        activations (ONNX's defaults, the only ones ``onnx.reference`` implements), in FLOAT
+        (onnxruntime's LSTM and RNN kernels are float-only)."""
         from omnihub.convert._activations import parse_activation
 
         return (
-            self.lstm
-            and self.ctx.b.dtype.name == "float32"
+            self.ctx.b.dtype.name == "float32"
             and parse_activation(self.act)[0] == "tanh"
-            and parse_activation(self.gate)[0] == "sigmoid"
+            and (not self.lstm or parse_activation(self.gate)[0] == "sigmoid")
         )
 
-    def run_onnx_lstm(self, x: Activations, *, reverse: bool) -> str:
-        """The per-step outputs ``[T, units, N]`` from ONNX's LSTM op. DL4J's blocks a, f, o, g
-        are reordered to ONNX's i, o, f, c (= g, o, f, a) in the graph (constant-folded by
-        onnxruntime), so the weights are still copied only once."""
+    def run_onnx_op(self, x: Activations, *, reverse: bool) -> str:
+        """The per-step outputs ``[T, units, N]`` from ONNX's LSTM or RNN op. An LSTM's
+        blocks a, f, o, g are reordered to ONNX's i, o, f, c (= g, o, f, a) in the graph
+        (constant-folded by onnxruntime), so the weights are still copied only once."""
         ctx, b = self.ctx, self.ctx.b
 
         def onnx_order(matrix: str, axis: int) -> str:
+            if not self.lstm:
+                return matrix
             a, f, o, g = b.node("Split", [matrix], 4, axis=axis, num_outputs=4)
             return b.node("Concat", [g, o, f, a], axis=axis)
 
@@ -182,24 +183,21 @@ class _Cell:
         w = b.node("Transpose", [onnx_order(ctx.weight(self.w_key), 1)], perm=[1, 0])
         r = b.node("Transpose", [onnx_order(self.recurrent, 1)], perm=[1, 0])
         inputs = [b.node("Unsqueeze", [w, first]), b.node("Unsqueeze", [r, first]), ""]
-        if self.b_key in ctx.params:
-            zeros = b.constant([0.0] * (4 * self.units))
+        if self.b_key in ctx.params:  # ONNX adds Wb and Rb: Rb = 0
+            zeros = b.constant([0.0] * (4 * self.units if self.lstm else self.units))
             bias = b.node("Concat", [onnx_order(ctx.weight(self.b_key), 0), zeros], axis=0)
             inputs[2] = b.node("Unsqueeze", [bias, first])
         if self.peepholes:  # ONNX: i, o, f = DL4J's wGG, wOO, wFF
             w_ff, w_oo, w_gg = self.peepholes
-            inputs += [
-                "",
-                "",
-                "",
-                b.node("Unsqueeze", [b.node("Concat", [w_gg, w_oo, w_ff], axis=0), first]),
-            ]
+            peep = b.node("Concat", [w_gg, w_oo, w_ff], axis=0)
+            inputs += ["", "", "", b.node("Unsqueeze", [peep, first])]
         perm = [1, 0, 2] if x.layout == "NWC" else [2, 0, 1]
         x_tm = b.node("Transpose", [x.name], f"{ctx.prefix}_steps", perm=perm)
+        op = "LSTM" if self.lstm else "RNN"
         y = b.node(
-            "LSTM",
+            op,
             [x_tm, *inputs],
-            f"{ctx.prefix}_lstm",
+            f"{ctx.prefix}_{op.lower()}",
             hidden_size=self.units,
             direction="reverse" if reverse else "forward",
         )
@@ -208,15 +206,15 @@ class _Cell:
 
     def run(self, x: Activations, *, reverse: bool) -> str:
         """The per-step outputs ``[T, units, N]`` of the layer on ``x`` (NCW or NWC): ONNX's
-        LSTM op where it matches DL4J exactly, else a Scan over DL4J's cell.
+        LSTM/RNN op where it matches DL4J exactly, else a Scan over DL4J's cell.
 
         ``x @ W + b`` is one MatMul over the whole sequence, made time-major for the Scan
         after the product. (Transposes straight into a MatMul are avoided on purpose:
         onnxruntime 1.32 crashes fusing some of them in FLOAT16 graphs. For the same reason
         the steps are stacked as ``[units, N]``.)
         """
-        if self.matches_onnx_lstm():
-            return self.run_onnx_lstm(x, reverse=reverse)
+        if self.matches_onnx_op():
+            return self.run_onnx_op(x, reverse=reverse)
         ctx, b = self.ctx, self.ctx.b
         weights, bias = self.param(self.w_key), ctx.params.get(self.b_key)
         if x.layout == "NWC":  # [N, T, C] @ [C, k] -> [N, T, k]
