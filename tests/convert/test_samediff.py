@@ -175,13 +175,19 @@ def test_any_batch_size_gives_probabilities(batch: int) -> None:
 def test_session_is_built_once_per_output_set() -> None:
     graph = graph_of(MLP)
     x = RNG.standard_normal((2, 2)).astype(np.float32)
+
+    def runners() -> dict[str, Any]:
+        slot = graph._session_slot
+        return {k: v["runner"] for k, v in slot.items() if k.startswith("outputs:")}
+
     graph.output({"in": x})
-    first = dict(graph._session_slot)
-    graph.output({"in": x})
-    assert graph._session_slot.keys() == first.keys()
-    assert all(graph._session_slot[k]["runner"] is first[k]["runner"] for k in first)
+    first = runners()
+    assert list(first) == ["outputs:out"]
+    graph.output({"in": x}, "out")  # the same output set, named
+    assert runners() == first
+    assert all(runners()[k] is first[k] for k in first)
     graph.output({"in": x}, "relu")
-    assert len(graph._session_slot) == 2
+    assert len(runners()) == 2
 
 
 def test_loss_is_not_an_inference_output() -> None:
