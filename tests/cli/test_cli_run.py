@@ -64,12 +64,14 @@ def run_zoo(cli: Cli, tmp_path: Path) -> dict[str, Path]:
         "cg_lstm": dl4j / "060_ModelSerializer_Regression_CG_LSTM_1.zip",
         "moon_sd": samediff / "MLPMoonSD_Model_RANDOM_INIT_UNTRAINED.fb",
         "demo_onnx": onnx_file,
+        "custom": shared_dir("dl4j-inference") / "CustomLayerExample_100b6_float.bin",
     }
     kinds = {
         "iris": (Format.DL4J, Framework.DL4J, ModelType.SEQUENTIAL),
         "cg_lstm": (Format.DL4J, Framework.DL4J, ModelType.COMP_GRAPH),
         "moon_sd": (Format.SAMEDIFF, Framework.SAMEDIFF, ModelType.SAMEDIFF_PIPELINE),
         "demo_onnx": (Format.ONNX, Framework.ONNX, ModelType.COMP_GRAPH),
+        "custom": (Format.DL4J, Framework.DL4J, ModelType.SEQUENTIAL),
     }
     models = [_model(cli, name, sources[name].read_bytes(), kinds[name]) for name in sources]
     models.append(
@@ -290,6 +292,38 @@ def test_info_says_whether_a_model_is_runnable(cli: Cli, run_zoo: dict[str, Path
     blob = json.loads(cli.run("info", "--json", "blob").stdout)
     assert blob["runnable"] is False
     assert blob["runnable_how"].startswith("no: format raw")
+
+
+def test_info_convert_checks_the_cached_file_without_downloading(
+    cli: Cli, run_zoo: dict[str, Path]
+) -> None:
+    before = json.loads(cli.run("info", "--json", "--convert", "iris").stdout)
+    assert before["converts"] is None
+    assert before["converts_how"].startswith("not checked: not cached")
+    assert not (cli.home / "dl4j" / "run" / "iris.zip").exists()  # info never downloads
+    assert cli.run("download", "iris", "custom", "demo_onnx").returncode == 0
+    text = cli.run("info", "--convert", "iris").stdout
+    assert re.search(r"^converts +yes: \d+ ONNX nodes, 6 initializers, opset \d+$", text, re.M)
+    onnx_model = json.loads(cli.run("info", "--json", "--convert", "demo_onnx").stdout)
+    assert onnx_model["converts_how"] == "yes: 6 ONNX nodes, 4 initializers, opset 13"
+    custom = json.loads(cli.run("info", "--json", "--convert", "custom").stdout)
+    assert custom["runnable"] is True  # the format runs; this file needs a user's converter
+    assert custom["converts"] is False
+    assert "CustomLayer): no converter for this layer type" in custom["converts_how"]
+    assert "register_layer" in custom["converts_how"]
+    blob = json.loads(cli.run("info", "--json", "--convert", "blob").stdout)
+    assert blob["converts"] is None
+    assert blob["converts_how"].startswith("not checked: format raw")
+    assert "converts" not in json.loads(cli.run("info", "--json", "iris").stdout)
+
+
+def test_run_reports_an_unsupported_layer_in_one_line(cli: Cli, run_zoo: dict[str, Path]) -> None:
+    x = _save(cli, "x.npy", np.ones((1, 4), dtype=np.float32))
+    result = cli.run("run", "custom", "--input", str(x))
+    assert result.returncode == 1
+    line = _one_error_line(result)
+    assert line.startswith("omnihub: error: LoadError: ")
+    assert "CustomLayer): no converter for this layer type" in line
 
 
 def _without_onnxruntime(tmp_path: Path, cli: Cli) -> dict[str, str]:

@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = _command(commands, "info", "_models:cmd_info", "show everything about one model")
     info.add_argument("name", metavar="NAME")
+    info.add_argument(
+        "--convert",
+        action="store_true",
+        help="also load the cached file and convert it to ONNX, to check that it can run",
+    )
     _add_json(info)
 
     run = _command(

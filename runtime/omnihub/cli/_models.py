@@ -52,7 +52,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _info_rows(entry: ModelEntry) -> list[tuple[str, str]]:
+def _info_rows(entry: ModelEntry, convert: bool = False) -> list[tuple[str, str]]:
     rows = [
         ("name", qualified_name(entry)),
         ("spec name", entry.name),
@@ -79,6 +79,10 @@ def _info_rows(entry: ModelEntry) -> list[tuple[str, str]]:
     rows += [(f"metadata.{key}", str(value)) for key, value in sorted(entry.metadata.items())]
     rows.append(("cache", _cache_state(entry)))
     rows.append(("runnable", _runnable(entry)[1]))
+    if convert:
+        from omnihub.cli._run import converts
+
+        rows.append(("converts", converts(entry)[1]))
     rows.append(("python", f"from omnihub_generated.{entry.package} import {entry.python_name}"))
     return rows
 
@@ -122,10 +126,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     entry = resolve_one(args.name)
     if args.json:
         ok, how = _runnable(entry)
-        extra = {"cache": _cache_state(entry), "runnable": ok, "runnable_how": how}
+        extra: dict[str, object] = {
+            "cache": _cache_state(entry),
+            "runnable": ok,
+            "runnable_how": how,
+        }
+        if args.convert:
+            from omnihub.cli._run import converts
+
+            extra["converts"], extra["converts_how"] = converts(entry)
         print_json({**entry_to_json(entry), **extra})
         return ExitCode.OK
-    rows = _info_rows(entry)
+    rows = _info_rows(entry, args.convert)
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         sys.stdout.write(f"{key.ljust(width)}  {value}\n")

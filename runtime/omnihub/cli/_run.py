@@ -26,7 +26,7 @@ from omnihub.search import qualified_name
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["RUNNABLE_FORMATS", "cmd_run", "predict", "runnable"]
+__all__ = ["RUNNABLE_FORMATS", "cmd_run", "converts", "predict", "runnable"]
 
 #: The formats ``omnihub run`` can execute (DL4J and SameDiff through their ONNX conversion).
 RUNNABLE_FORMATS = (Format.DL4J, Format.SAMEDIFF, Format.ONNX)
@@ -46,6 +46,36 @@ def runnable(entry: ModelEntry) -> tuple[bool, str]:
     if find_spec("onnxruntime") is None:
         return True, f"yes ({how}, onnx.reference: slow; pip install onnxruntime)"
     return True, f"yes ({how}, onnxruntime)"
+
+
+def converts(entry: ModelEntry) -> tuple[bool | None, str]:
+    """Whether the cached file loads and converts to ONNX (None: not checked), and a summary.
+
+    Never downloads: a model that is not cached is not checked. An unsupported layer or op is
+    reported with the converter's message, which lists every one in the model.
+    """
+    from omnihub.cache import is_fresh
+    from omnihub.errors import OmnihubError
+    from omnihub.hub import target_path
+    from omnihub.loaders import load
+
+    ok, how = runnable(entry)
+    if not ok:
+        return None, f"not checked: {how.removeprefix('no: ')}"
+    try:
+        path = target_path(entry, current())
+    except OmnihubError as exc:
+        return None, f"not checked: {exc}"
+    if not is_fresh(path, entry.sha256, entry.size):
+        return None, "not checked: not cached (`omnihub download` it first)"
+    try:
+        model: Any = load(entry, path)
+        proto = model if entry.format is Format.ONNX else model.to_onnx()
+    except OmnihubError as exc:
+        return False, f"no: {' '.join(str(exc).split())}"
+    nodes, weights = len(proto.graph.node), len(proto.graph.initializer)
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return True, f"yes: {nodes} ONNX nodes, {weights} initializers, opset {opset}"
 
 
 def _fetch(entry: ModelEntry) -> Path:
