@@ -294,6 +294,22 @@ def test_info_says_whether_a_model_is_runnable(cli: Cli, run_zoo: dict[str, Path
     assert blob["runnable_how"].startswith("no: format raw")
 
 
+def test_info_imports_neither_numpy_nor_onnx(cli: Cli, run_zoo: dict[str, Path]) -> None:
+    """``runnable`` is decided from the format and installed packages: ``info`` stays cheap."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom omnihub.cli import main\nmain(['info', 'iris'])\n"
+        "print(sorted({'numpy', 'onnx', 'onnxruntime', 'omnihub.convert'} & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli.env, check=True
+    )
+    assert "runnable    yes (dl4j -> ONNX, onnxruntime)" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_info_convert_checks_the_cached_file_without_downloading(
     cli: Cli, run_zoo: dict[str, Path]
 ) -> None:
