@@ -168,6 +168,30 @@ def test_rnn_output_layer_softmax_per_step(tmp_path: Path) -> None:
     np.testing.assert_allclose(net.output(x).sum(axis=1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("layout", ["NCW", "NWC"])
+def test_time_distributed_dense_on_every_step(tmp_path: Path, layout: str) -> None:
+    rng = np.random.default_rng(12)
+    params = oracle.rnn_params(rng, 2, 3)
+    w, b = rng.normal(size=(3, 4)), rng.normal(size=4)
+    inner = {"@class": oracle.LAYERS + "DenseLayer", "nin": 3, "nout": 4}
+    inner["activationFn"] = oracle.activation_json("softmax")
+    wrapper = layer(
+        "recurrent.TimeDistributed",
+        [Param("W", w, "f"), Param("b", b)],
+        underlying=inner,
+        rnnDataFormat=layout,
+    )
+    rnn = _recurrent("SimpleRnn", params, 2, 3, "tanh", rnnDataFormat=layout)
+    net = _mln(tmp_path, rnn, wrapper)
+    x = rng.normal(size=(2, 2, 5))
+    h = oracle.simple_rnn(x, *(p.array for p in params))  # [N, 3, T]
+    expected = oracle.softmax(np.einsum("nct,co->nto", h, w) + b, axis=2)  # [N, T, 4]
+    if layout == "NWC":
+        _both(net, x.transpose(0, 2, 1), expected)
+    else:
+        _both(net, x, expected.transpose(0, 2, 1))
+
+
 def _pooling_graph(tmp_path: Path, **fields: Any) -> ComputationGraph:
     """input [N, 2, T] -> identity SimpleRnn-free path: RnnOutputLayer with W = I (identity
     activation) gives the input back as RNN activations, then the pooling layer."""

@@ -1,5 +1,6 @@
 """Recurrent DL4J layers -> ONNX: LSTM, GravesLSTM, GravesBidirectionalLSTM, SimpleRnn,
-Bidirectional, LastTimeStep, RnnOutputLayer, Embedding/EmbeddingSequence and GlobalPooling.
+Bidirectional, LastTimeStep, TimeDistributed, RnnOutputLayer, Embedding/EmbeddingSequence and
+GlobalPooling.
 
 The recurrences are ONNX ``Scan`` loops over the time axis whose body is DL4J's own cell
 (``LSTMHelpers.activateHelper``, ``SimpleRnn.activateHelper``), so every activation DL4J allows
@@ -397,6 +398,27 @@ def last_time_step(ctx: LayerContext, x: Activations) -> Activations:
     """``LastTimeStep(layer)``: the wrapped layer's output at the last step."""
     inner_ctx, convert = _wrapped(ctx, "underlying")
     return last_step(ctx, convert(inner_ctx, to_layout(ctx, x, rnn_format(ctx.config))))
+
+
+@layer_converter("TimeDistributed", accepts="RNN")
+def time_distributed(ctx: LayerContext, x: Activations) -> Activations:
+    """``TimeDistributed(layer)``: the wrapped feed-forward layer on every step, as DL4J's
+    reshape of ``[N, C, T]`` to ``[N*T, C]`` rows (batch-major) and back."""
+    b = ctx.b
+    x = to_layout(ctx, x, rnn_format(ctx.config))
+    steps = x.name if x.layout == "NWC" else b.node("Transpose", [x.name], perm=[0, 2, 1])
+    features = b.node("Shape", [steps], start=2)
+    rows = b.node("Reshape", [steps, b.node("Concat", [b.constant([-1]), features], axis=0)])
+    inner_ctx, convert = _wrapped(ctx, "underlying")
+    y = convert(inner_ctx, Activations(rows, "FF", x.size, "NC"))
+    if y.kind != "FF":
+        raise Unsupported(f"wraps a layer giving {y.kind} activations, not feed-forward ones")
+    leading = b.node("Shape", [steps], start=0, end=2)
+    shape = b.node("Concat", [leading, b.constant([-1])], axis=0)
+    out = b.node("Reshape", [y.name, shape], f"{ctx.prefix}_steps")  # [N, T, nOut]
+    if x.layout != "NWC":
+        out = b.node("Transpose", [out], f"{ctx.prefix}_ncw", perm=[0, 2, 1])
+    return Activations(out, "RNN", y.size, x.layout)
 
 
 # -- output, embedding and pooling layers ---------------------------------------------------------
