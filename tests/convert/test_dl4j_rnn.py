@@ -103,19 +103,45 @@ def test_nwc_layout_takes_and_gives_time_major_rows(tmp_path: Path) -> None:
     _both(net, x, expected.transpose(0, 2, 1))
 
 
-def test_graves_bidirectional_lstm_sums_both_directions(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("act", "dtype"), [("softsign", np.float64), ("tanh", np.float32)])
+def test_graves_bidirectional_lstm_sums_both_directions(
+    tmp_path: Path, act: str, dtype: Any
+) -> None:
+    """Scan (softsign) and ONNX's LSTM op with direction="reverse" (FLOAT tanh)."""
     rng = np.random.default_rng(3)
     fwd = oracle.lstm_params(rng, 3, 2, peephole=True)
     bwd = oracle.lstm_params(rng, 3, 2, peephole=True)
     params = [Param(p.key + "F", p.array, "f") for p in fwd]
     params += [Param(p.key + "B", p.array, "f") for p in bwd]
-    body = oracle.recurrent_json("GravesBidirectionalLSTM", 3, 2, "softsign")
+    body = oracle.recurrent_json("GravesBidirectionalLSTM", 3, 2, act)
     body.pop("@class")
-    net = _mln(tmp_path, layer("GravesBidirectionalLSTM", params, **body))
+    net = _mln(tmp_path, layer("GravesBidirectionalLSTM", params, **body), dtype=dtype)
     x = rng.normal(size=(2, 3, 5))
-    forward = oracle.lstm(x, *(p.array for p in fwd), act="softsign")
-    backward = oracle.lstm(oracle.reverse(x), *(p.array for p in bwd), act="softsign")
-    _both(net, x, forward + oracle.reverse(backward))
+    forward = oracle.lstm(x, *(p.array for p in fwd), act=act)
+    backward = oracle.lstm(oracle.reverse(x), *(p.array for p in bwd), act=act)
+    _both(net, x.astype(dtype), forward + oracle.reverse(backward))
+
+
+@pytest.mark.parametrize("inner_format", ["NCW", "NWC"])
+def test_bidirectional_follows_the_wrapped_layers_format(tmp_path: Path, inner_format: str) -> None:
+    rng = np.random.default_rng(13)
+    fwd, bwd = oracle.rnn_params(rng, 2, 3), oracle.rnn_params(rng, 2, 3)
+    inner = oracle.recurrent_json("SimpleRnn", 2, 3, "relu", rnnDataFormat=inner_format)
+    params = [Param("f" + p.key, p.array, p.order) for p in fwd]
+    params += [Param("b" + p.key, p.array, p.order) for p in bwd]
+    wrapper = layer("recurrent.Bidirectional", params, fwd=inner, bwd=inner, mode="CONCAT")
+    path = oracle.write_graph(tmp_path / "g.zip", ["in"], [("bi", wrapper, ["in"])], ["bi"])
+    graph = read_model_serializer(path)
+    assert isinstance(graph, ComputationGraph)
+    x = rng.normal(size=(2, 2, 4))
+    forward = oracle.simple_rnn(x, *(p.array for p in fwd), act="relu")
+    backward = oracle.simple_rnn(oracle.reverse(x), *(p.array for p in bwd), act="relu")
+    expected = oracle.bidirectional(forward, backward, "CONCAT")  # [N, 6, T]
+    if inner_format == "NWC":  # DL4J's [N, T, C] in and out, concatenated on the last axis
+        x, expected = x.transpose(0, 2, 1), expected.transpose(0, 2, 1)
+    np.testing.assert_allclose(
+        graph.output_single(x.astype(np.float32)), expected, rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("mode", ["CONCAT", "ADD", "MUL", "AVERAGE"])
