@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from omnihub.convert._builder import OnnxBuilder
 from omnihub.convert._errors import Unsupported
+from omnihub.convert._samediff_ops import OpContext, register
 
 if TYPE_CHECKING:
     from onnx import GraphProto
-
-    from omnihub.convert._samediff_ops import OpContext
 
 __all__ = ["lstm_layer"]
 
@@ -85,6 +84,7 @@ class _Config:
         self.gate, self.cell, self.out = acts
 
 
+@register("lstmLayer")
 def lstm_layer(cx: OpContext) -> list[str]:
     """Convert one ``lstmLayer`` op; returns [h if retFullSeq, hL if retLastH, cL if retLastC]."""
     import numpy as np

@@ -195,13 +195,14 @@ def samediff_to_onnx(
     import numpy as np
 
     from omnihub.convert._builder import BATCH, OnnxBuilder
-    from omnihub.convert._samediff_ops import OPS, OpContext
+    from omnihub.convert._samediff_ops import OpContext, converters
     from omnihub.loaders.samediff import VariableKind
 
     wanted = _resolve_outputs(graph, outputs)
     loss = set(graph.loss_variables)
     variables = {v.name: v for v in graph.variables}
     ops = _needed_ops(graph, wanted)
+    registry = converters()
     produced = {o for op in ops for o in op.outputs}
     sources = [
         name
@@ -241,7 +242,7 @@ def samediff_to_onnx(
             problems.add(f"variable {name!r} ({var.kind})", "has no stored value")
     for op in ops:
         what = f"op {op.name!r} ({op.op_name or f'{op.op_type} op number {op.op_num}'})"
-        converter = OPS.get(op.op_name)
+        converter = registry.get(op.op_name)
         if _is_loss(op, loss):
             problems.add(what, "loss ops are training-only; ask for the loss's inputs instead")
             continue
