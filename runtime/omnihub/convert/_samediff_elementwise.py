@@ -133,6 +133,12 @@ _BINARY = {
     "pow": ("Pow", False),
     "maximum": ("Max", False),
     "minimum": ("Min", False),
+    # comparisons: boolean results
+    "equals": ("Equal", False),
+    "greater": ("Greater", False),
+    "greater_equal": ("GreaterOrEqual", False),
+    "less": ("Less", False),
+    "less_equal": ("LessOrEqual", False),
 }
 # legacy scalar forms: the second operand is the op's scalar
 _SCALAR = {
@@ -165,26 +171,6 @@ for _name, (_onnx, _rev) in _BINARY.items():
     OPS[_name] = _binary(_onnx, _rev, scalar=False)
 for _name, (_onnx, _rev) in _SCALAR.items():
     OPS[_name] = _binary(_onnx, _rev, scalar=True)
-
-
-_COMPARE = {
-    "equals": "Equal",
-    "greater": "Greater",
-    "greater_equal": "GreaterOrEqual",
-    "less": "Less",
-    "less_equal": "LessOrEqual",
-}
-
-
-def _compare(onnx_op: str) -> Converter:
-    def convert(cx: OpContext) -> list[str]:
-        return [cx.node(onnx_op, cx.ins[:2])]
-
-    return convert
-
-
-for _name, _onnx in _COMPARE.items():
-    OPS[_name] = _compare(_onnx)
 
 
 @register("not_equals")
