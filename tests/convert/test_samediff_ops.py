@@ -660,3 +660,10 @@ def test_random_conv2d_matches_numpy(case: dict[str, Any], tmp_path: Path) -> No
     args = (*kernel, *stride, *pad, *dil, int(same), int(nhwc), 0)
     (y,) = run_op(tmp_path, "conv2d", [feed], [w, b], int_args=args, dynamic_batch=True)
     close(y.transpose(0, 3, 1, 2) if nhwc else y, expected)
+
+
+def test_legacy_softmax_dimension(tmp_path: Path) -> None:
+    x = rand(3, 4)
+    (y,) = run_op(tmp_path, "softmax", [x], dimensions=(0,))
+    e = np.exp(x - x.max(axis=0))
+    close(y, e / e.sum(axis=0))

@@ -195,7 +195,8 @@ def _squaredsubtract(cx: OpContext) -> list[str]:
 
 @register("softmax", "log_softmax")
 def _softmax(cx: OpContext) -> list[str]:
-    axis = cx.iarg(0, -1)
+    # the dimension: iArg 0 (custom op), or the node's dimensions (older legacy form)
+    axis = cx.op.dimensions[0] if cx.op.dimensions else cx.iarg(0, -1)
     onnx_op = "Softmax" if cx.op.op_name == "softmax" else "LogSoftmax"
     return [cx.node(onnx_op, cx.ins[:1], axis=axis)]
 

@@ -102,7 +102,7 @@ def _concat(cx: OpContext) -> list[str]:
         axis = cx.int_values(len(values) - 1, "concat axis")[0]
         values = values[:-1]
     else:
-        axis = cx.iarg(len(cx.op.int_args) - 1, 0) if cx.op.int_args else 0
+        axis = cx.iarg(0, 0)
     return [cx.node("Concat", values, axis=axis)]
 
 
