@@ -667,3 +667,26 @@ def test_legacy_softmax_dimension(tmp_path: Path) -> None:
     (y,) = run_op(tmp_path, "softmax", [x], dimensions=(0,))
     e = np.exp(x - x.max(axis=0))
     close(y, e / e.sum(axis=0))
+
+
+def test_constants_and_what_cannot_be_fed(tmp_path: Path) -> None:
+    shape = np.array([4, 3], dtype=np.int64)
+    variables = [
+        Var("x", PLACEHOLDER, 1, shape=(-1, 6)),
+        Var("shape", 1, 2, array=shape, dtype_code=10),  # CONSTANT
+        Var("y", ARRAY, 3),
+    ]
+    nodes = [Node(3, "y", "reshape", ((1, 0), (2, 0)), ("y",))]
+    path = tmp_path / "const.fb"
+    path.write_bytes(build_flatgraph(variables, nodes, placeholders=["x"]))
+    graph = read_flatgraph(path)
+    model = graph.to_onnx()
+    assert [t.name for t in model.graph.initializer if t.name == "shape"] == ["shape"]
+    x = rand(2, 6)
+    close(graph.output({"x": x})["y"], x.reshape(4, 3))
+    # an unshaped placeholder and an array nothing computes are both reported, at once
+    variables = [Var("x", PLACEHOLDER, 1), Var("ghost", ARRAY, 2), Var("y", ARRAY, 3)]
+    nodes = [Node(3, "y", "add", ((1, 0), (2, 0)), ("y",))]
+    path.write_bytes(build_flatgraph(variables, nodes, placeholders=["x"]))
+    with pytest.raises(LoadError, match=r"placeholder 'x'.*no declared shape.*'ghost'.*no stored"):
+        read_flatgraph(path).to_onnx()
