@@ -152,7 +152,7 @@ def test_run_with_only_onnx_exports_without_running(cli: Cli, run_zoo: dict[str,
 
 
 def test_run_feeds_a_graph_by_input_name(cli: Cli, run_zoo: dict[str, Path]) -> None:
-    from omnihub.loaders.dl4j import read_model_serializer
+    from omnihub.loaders.dl4j import ComputationGraph, read_model_serializer
 
     rng = np.random.default_rng(3)
     sequence = rng.standard_normal((2, 3, 5)).astype(np.float32)  # [N, nIn=3, T=5] (NCW)
@@ -163,6 +163,7 @@ def test_run_feeds_a_graph_by_input_name(cli: Cli, run_zoo: dict[str, Path]) -> 
     result = cli.run("run", "cg_lstm", "--input", str(x), "--output", str(positional))
     assert result.returncode == 0, result.stderr
     graph = read_model_serializer(run_zoo["cg_lstm"])
+    assert isinstance(graph, ComputationGraph)
     expected = graph.output_single(sequence)
     np.testing.assert_allclose(np.load(named), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.load(named), np.load(positional))
