@@ -48,6 +48,11 @@ def activation_json(name: str) -> dict[str, str]:
     return {"@class": f"org.nd4j.linalg.activations.impl.{_CLASSES[name]}"}
 
 
+def close(actual: Any, expected: Any, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    """``assert_allclose`` with the issue's bound for FLOAT/DOUBLE models by default."""
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
 def softmax(z: Array, axis: int) -> Array:
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return np.asarray(e / e.sum(axis=axis, keepdims=True))
