@@ -50,7 +50,7 @@ class Layer:
     params: tuple[Param, ...] = ()
 
 
-def layer(cls: str, params: Sequence[Param] = (), **fields: Any) -> Layer:
+def layer(cls: str, params: Sequence[Param] = (), /, **fields: Any) -> Layer:
     """``Layer(cls, fields, params)`` with keyword fields."""
     return Layer(cls, fields, tuple(params))
 

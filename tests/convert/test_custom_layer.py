@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 from omnihub.convert import register_layer, unregister_layer
 from omnihub.errors import LoadError
-from omnihub.loaders.dl4j import read_model_serializer
 
 from tests.convert.custom_layer_example import CLASS_NAME, custom_layer
-from tests.convert.fixtures import TOLERANCE, fixture
+from tests.convert.fixtures import TOLERANCE, fixture, load_mln
 
 
 def test_without_a_converter_the_custom_layer_is_unsupported_by_name() -> None:
     path, x, _ = fixture("CustomLayerExample", "float")
-    net = read_model_serializer(path)
+    net = load_mln(path)
     with pytest.raises(LoadError) as info:
         net.to_onnx()
     message = str(info.value)
@@ -31,10 +30,10 @@ def test_without_a_converter_the_custom_layer_is_unsupported_by_name() -> None:
 def test_registered_by_simple_name_and_unregistered() -> None:
     path, x, expected = fixture("CustomLayerExample", "float")
     register_layer("CustomLayer", custom_layer)
-    np.testing.assert_allclose(read_model_serializer(path).output(x), expected, **TOLERANCE)
+    np.testing.assert_allclose(load_mln(path).output(x), expected, **TOLERANCE)
     unregister_layer("CustomLayer")
     with pytest.raises(LoadError, match="no converter"):
-        read_model_serializer(path).to_onnx()
+        load_mln(path).to_onnx()
 
 
 def test_a_registration_overrides_a_builtin() -> None:
@@ -48,7 +47,7 @@ def test_a_registration_overrides_a_builtin() -> None:
         return ctx.ff(ctx.b.node("Add", [ctx.dense(inp.name), ctx.b.scalar(1.0)]))
 
     register_layer("org.deeplearning4j.nn.conf.layers.DenseLayer", dense_as_identity_plus_one)
-    read_model_serializer(path).to_onnx()
+    load_mln(path).to_onnx()
     assert calls == ["0"]
 
 
@@ -74,7 +73,7 @@ def test_converter_from_an_entry_point(tmp_path: Path, monkeypatch: pytest.Monke
     _install_plugin(tmp_path, "customlayerplugin:custom_layer")
     monkeypatch.syspath_prepend(str(tmp_path))
     path, x, expected = fixture("CustomLayerExample", "double")
-    np.testing.assert_allclose(read_model_serializer(path).output(x), expected, **TOLERANCE)
+    np.testing.assert_allclose(load_mln(path).output(x), expected, **TOLERANCE)
 
 
 def test_a_broken_entry_point_is_warned_about(
@@ -87,5 +86,5 @@ def test_a_broken_entry_point_is_warned_about(
         pytest.warns(RuntimeWarning, match="ignoring layer converter entry point"),
         pytest.raises(LoadError, match="no converter"),
     ):
-        read_model_serializer(path).to_onnx()
+        load_mln(path).to_onnx()
     sys.modules.pop("customlayerplugin", None)

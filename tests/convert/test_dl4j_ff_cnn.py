@@ -19,6 +19,7 @@ from omnihub.errors import LoadError
 from omnihub.loaders.dl4j import MultiLayerNetwork, read_model_serializer
 
 from tests.convert.dl4j_writer import Layer, Param, layer, write_mln
+from tests.convert.fixtures import reference_output
 from tests.loaders.helpers import shared_dir
 
 IRIS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]], np.float32)
@@ -136,7 +137,7 @@ def _np_conv2d(
         for j in range(ow):
             patch = xp[:, :, i * s[0] : i * s[0] + eh : d[0], j * s[1] : j * s[1] + ew : d[1]]
             out[:, :, i, j] = np.einsum("nckl,ockl->no", patch, w)
-    return out + b.reshape(1, -1, 1, 1)
+    return np.asarray(out + b.reshape(1, -1, 1, 1))
 
 
 @pytest.mark.parametrize(
@@ -652,10 +653,8 @@ def test_conversion_copies_the_weights_once(tmp_path: Path) -> None:
 
 
 def _runtimes_agree(net: Any, x: np.ndarray) -> np.ndarray:
-    from onnx.reference import ReferenceEvaluator
-
     out = net.output(x)
-    (ref,) = ReferenceEvaluator(net.to_onnx()).run(None, {"input": x})
+    ref = reference_output(net.to_onnx(), {"input": x})
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
     return np.asarray(out)
 

@@ -72,7 +72,5 @@ def test_bidirectional_rnn_graph_matches_dl4j_both_ways() -> None:
     path, x, expected = fixture("SyntheticBidirectionalRNNGraph")
     net = read_model_serializer(path)
     assert isinstance(net, ComputationGraph)
-    if not hasattr(net, "to_onnx"):
-        pytest.skip("ComputationGraph conversion (engineer B) is not on this branch yet")
-    np.testing.assert_allclose(net.output_single(x), expected, **TOLERANCE)  # type: ignore[attr-defined]
-    np.testing.assert_allclose(_direct(net.to_onnx(), x), expected, **TOLERANCE)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(net.output_single(x), expected, **TOLERANCE)
+    np.testing.assert_allclose(_direct(net.to_onnx(), x), expected, **TOLERANCE)

@@ -18,10 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omnihub.convert import BATCH
-from omnihub.loaders.dl4j import read_model_serializer
-from onnx.reference import ReferenceEvaluator
 
 from tests.convert.dl4j_writer import Layer, Param, layer, write_mln
+from tests.convert.fixtures import load_mln, reference_output
 
 SETTINGS = settings(
     max_examples=25,
@@ -306,7 +305,7 @@ def _roundtrip_and_compare(model: onnx.ModelProto, x: np.ndarray, tmp: Path, tol
     assert loaded.SerializeToString() == model.SerializeToString()
     session = ort.InferenceSession(loaded.SerializeToString(), providers=["CPUExecutionProvider"])
     (fast,) = session.run(None, {"input": x})
-    (slow,) = ReferenceEvaluator(loaded).run(None, {"input": x})
+    slow = reference_output(loaded, {"input": x})
     assert fast.dtype == slow.dtype == x.dtype
     np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)
 
@@ -318,12 +317,15 @@ def test_random_ff_network_onnxruntime_matches_reference(
 ) -> None:
     layers, n_in = net
     path = write_mln(tmp_path / f"ff_{seed}.zip", layers, dtype)
-    loaded = read_model_serializer(path)
+    loaded = load_mln(path)
     model = loaded.to_onnx()
-    x = np.random.default_rng(seed).normal(size=(3, n_in)).astype(dtype)
+    x: np.ndarray = np.random.default_rng(seed).normal(size=(3, n_in)).astype(dtype)
     _roundtrip_and_compare(model, x, tmp_path, 1e-4 if dtype == np.float32 else 1e-6)
     np.testing.assert_allclose(
-        loaded.output(x), ReferenceEvaluator(model).run(None, {"input": x})[0], rtol=1e-4, atol=1e-4
+        loaded.output(x),
+        reference_output(model, {"input": x}),
+        rtol=1e-4,
+        atol=1e-4,
     )
 
 
@@ -337,13 +339,13 @@ def test_random_cnn_network_onnxruntime_matches_reference(
 ) -> None:
     layers, (c, h, w), fmt, pre = net
     path = write_mln(tmp_path / f"cnn_{seed}.zip", layers, dtype, pre)
-    model = read_model_serializer(path).to_onnx()
+    model = load_mln(path).to_onnx()
     shape = (2, h, w, c) if fmt == "NHWC" else (2, c, h, w)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == BATCH
     channels = dims[3 if fmt == "NHWC" else 1]
     assert channels.dim_value == c or not channels.HasField("dim_value")  # unknown if undeclared
-    x = np.random.default_rng(seed).normal(size=shape).astype(dtype)
+    x: np.ndarray = np.random.default_rng(seed).normal(size=shape).astype(dtype)
     _roundtrip_and_compare(model, x, tmp_path, 1e-4)
 
 
@@ -386,7 +388,7 @@ def test_file_dtype_is_the_model_dtype(dtype: type, elem: int, tmp_path: Path) -
             "fields": {"inputHeight": 8, "inputWidth": 8, "numChannels": 2},
         }
     }
-    net = read_model_serializer(write_mln(tmp_path / "net.zip", layers, dtype, pre))
+    net = load_mln(write_mln(tmp_path / "net.zip", layers, dtype, pre))
     model = net.to_onnx()
     onnx.checker.check_model(model, full_check=True)
     floats = {t.data_type for t in model.graph.initializer} - {onnx.TensorProto.INT64}
@@ -396,10 +398,10 @@ def test_file_dtype_is_the_model_dtype(dtype: type, elem: int, tmp_path: Path) -
     assert (inp.name, out.name) == ("input", "output")
     assert inp.type.tensor_type.elem_type == out.type.tensor_type.elem_type == elem
     assert inp.type.tensor_type.shape.dim[0].dim_param == BATCH
-    x = np.random.default_rng(0).uniform(size=(5, 1, 10, 10)).astype(dtype)
+    x: np.ndarray = np.random.default_rng(0).uniform(size=(5, 1, 10, 10)).astype(dtype)
     y = net.output(x)
     assert y.dtype == dtype
     assert y.shape == (5, 3)
-    (ref,) = ReferenceEvaluator(model).run(None, {"input": x})
+    ref = reference_output(model, {"input": x})
     tol = 5e-3 if dtype == np.float16 else 1e-5
     np.testing.assert_allclose(y.astype(np.float64), ref.astype(np.float64), rtol=tol, atol=tol)
