@@ -690,3 +690,20 @@ def test_constants_and_what_cannot_be_fed(tmp_path: Path) -> None:
     path.write_bytes(build_flatgraph(variables, nodes, placeholders=["x"]))
     with pytest.raises(LoadError, match=r"placeholder 'x'.*no declared shape.*'ghost'.*no stored"):
         read_flatgraph(path).to_onnx()
+
+
+def test_unsupported_options_in_independent_branches_are_all_reported(tmp_path: Path) -> None:
+    variables = [
+        Var("x", PLACEHOLDER, 1, shape=(-1, 3)),
+        Var("pads", VARIABLE, 2, array=np.ones((2, 2), np.int32), dtype_code=9),
+        Var("a", ARRAY, 3),
+        Var("b", ARRAY, 4),
+    ]
+    nodes = [  # two SYMMETRIC pads, neither feeding the other
+        Node(3, "left", "pad", ((1, 0), (2, 0)), ("a",), int_args=(2,)),
+        Node(4, "right", "pad", ((1, 0), (2, 0)), ("b",), int_args=(2,)),
+    ]
+    path = tmp_path / "branches.fb"
+    path.write_bytes(build_flatgraph(variables, nodes, placeholders=["x"]))
+    with pytest.raises(LoadError, match=r"'left'.*SYMMETRIC.*1 more.*'right'.*SYMMETRIC"):
+        read_flatgraph(path).to_onnx(["a", "b"])

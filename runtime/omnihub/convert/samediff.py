@@ -249,8 +249,8 @@ def samediff_to_onnx(
         if converter is None:
             problems.add(what, "no ONNX converter for this SameDiff op")
             continue
-        if problems or any(i not in env for i in op.inputs):
-            continue  # already failing: only collect the names of further unsupported ops
+        if any(i not in env for i in op.inputs):
+            continue  # downstream of an unsupported op: only its name is checked
         out_var = variables.get(op.outputs[0]) if op.outputs else None
         dtype = builder.dtype if out_var is None else _np_dtype(out_var.dtype, builder.dtype)
         cx = OpContext(
