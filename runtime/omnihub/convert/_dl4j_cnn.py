@@ -120,7 +120,15 @@ def _windowed(
     """
     attrs = dict(attrs)
     inputs = extra.pop("inputs", [])
-    if attrs.get("same"):
+    simple = all(d == 1 for d in attrs.get("dilations", [])) and all(
+        k >= s for k, s in zip(attrs["kernel_shape"], attrs["strides"], strict=True)
+    )
+    if attrs.get("same") and op == "Conv" and simple:
+        # ONNX's SAME_UPPER is DL4J's rule; onnxruntime runs it without a Pad node as long as
+        # there is no dilation and the kernel is at least the stride (padding never < 0).
+        del attrs["same"]
+        attrs["auto_pad"] = "SAME_UPPER"
+    elif attrs.get("same"):
         value = _same_pad(ctx, value, attrs, fill)
     elif op != "Conv" and any(attrs.get("pads", [])):
         pads = attrs["pads"]
