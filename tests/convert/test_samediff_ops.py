@@ -707,3 +707,14 @@ def test_unsupported_options_in_independent_branches_are_all_reported(tmp_path: 
     path.write_bytes(build_flatgraph(variables, nodes, placeholders=["x"]))
     with pytest.raises(LoadError, match=r"'left'.*SYMMETRIC.*1 more.*'right'.*SYMMETRIC"):
         read_flatgraph(path).to_onnx(["a", "b"])
+
+
+def test_cast_by_darg_or_iarg(tmp_path: Path) -> None:
+    x = rand(3, 4) * 10
+    (y,) = run_op(tmp_path, "cast", [x], dtype_args=(9,))  # INT32
+    assert y.dtype == np.int32
+    np.testing.assert_array_equal(y, x.astype(np.int32))
+    (y,) = run_op(tmp_path, "cast", [x], int_args=(6,))  # DOUBLE
+    assert y.dtype == np.float64
+    with pytest.raises(LoadError, match=r"cast to data type UTF8"):
+        run_op(tmp_path, "cast", [x], dtype_args=(50,))

@@ -85,6 +85,7 @@ class Node:
     int_args: tuple[int, ...] = ()  # extraInteger (iArgs)
     bool_args: tuple[bool, ...] = ()  # extraBools (bArgs)
     dimensions: tuple[int, ...] = ()
+    dtype_args: tuple[int, ...] = ()  # extraTypes (dArgs), DType codes
 
 
 def _shape_info(shape: Sequence[int], order: str) -> list[int]:
@@ -147,12 +148,14 @@ def _scalars(builder: Any, values: Sequence[Any], size: int, prepend: str) -> in
 
 
 def _node_args(builder: Any, node: Node) -> dict[int, int]:
-    """The FlatNode argument vectors (slot -> offset): tArgs 8, iArgs 9, bArgs 10, dims 11."""
+    """The FlatNode argument vectors (slot -> offset): tArgs 8, iArgs 9, bArgs 10, dims 11,
+    dArgs 22."""
     vectors = (
         (8, node.float_args, 8, "PrependFloat64"),
         (9, node.int_args, 8, "PrependInt64"),
         (10, node.bool_args, 1, "PrependBool"),
         (11, node.dimensions, 4, "PrependInt32"),
+        (22, node.dtype_args, 1, "PrependInt8"),
     )
     return {
         slot: _scalars(builder, values, size, prepend)

@@ -226,3 +226,19 @@ def _expm1(cx: OpContext) -> list[str]:
 @register("cube")
 def _cube(cx: OpContext) -> list[str]:
     return [cx.node("Pow", [cx.ins[0], cx.scalar(3.0)])]
+
+
+@register("cast")
+def _cast(cx: OpContext) -> list[str]:
+    # the target type: dArg 0, else iArg 0 (a DataType code, the same numbering)
+    import numpy as np
+    from onnx import helper
+
+    from omnihub.loaders._nd4j import NUMPY_DTYPES
+    from omnihub.loaders.samediff import DTYPE_NAMES
+
+    name = cx.op.dtype_args[0] if cx.op.dtype_args else DTYPE_NAMES.get(cx.iarg(0, -1), "?")
+    code = NUMPY_DTYPES.get(name)
+    if code is None:
+        raise Unsupported(f"cast to data type {name}")
+    return [cx.node("Cast", cx.ins[:1], to=helper.np_dtype_to_tensor_dtype(np.dtype(code)))]

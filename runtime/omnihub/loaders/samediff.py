@@ -156,6 +156,8 @@ class SameDiffOp:
     properties: Mapping[str, tuple[object, ...]] = attrs.field(factory=dict)
     #: A legacy scalar op's scalar operand (e.g. the alpha of ``leakyrelu``), if stored.
     scalar: npt.NDArray[Any] | None = attrs.field(default=None, eq=False, repr=False)
+    #: dArgs: data type arguments (``sd.graph.DType`` names), e.g. the target of ``cast``.
+    dtype_args: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -401,6 +403,9 @@ def _read_op(
         string_args=table.strings(23, "extraStrings"),
         properties=dict(_read_properties(p, ctx) for p in table.tables(4, "properties")),
         scalar=None if scalar is None else _read_array(scalar, ctx),
+        dtype_args=tuple(
+            DTYPE_NAMES.get(code, str(code)) for code in table.ints(22, "b", "extraTypes")
+        ),
     )
 
 
