@@ -759,3 +759,41 @@ def test_frozen_mask_and_dropout_layers_are_their_inference_selves(tmp_path: Pat
     ]
     x = rng.normal(size=(4, 3))
     np.testing.assert_allclose(net.output(x), 1 / (1 + np.exp(-(x @ w + b))), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("fmt", ["NCHW", "NHWC"])
+def test_space_to_depth_moves_blocks_to_channels(fmt: str, tmp_path: Path) -> None:
+    """Output channel (by * b + bx) * C + c holds input (c, y * b + by, x * b + bx)."""
+    s2d = layer("SpaceToDepthLayer", blocks=2, dataFormat=fmt)
+    x = np.random.default_rng(14).normal(size=(2, 3, 4, 6))  # NCHW
+    n, c, h, w = x.shape
+    blocks = x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 3, 5, 1, 2, 4)
+    expected = blocks.reshape(n, 4 * c, h // 2, w // 2)
+    if fmt == "NHWC":
+        x, expected = x.transpose(0, 2, 3, 1), expected.transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(_net(tmp_path, [s2d]).output(x), expected)
+
+
+def test_autoencoder_outputs_its_encoding_and_rnn_loss_its_activation(tmp_path: Path) -> None:
+    rng = np.random.default_rng(15)
+    w, b, vb = rng.normal(size=(4, 3)), rng.normal(size=3), rng.normal(size=4)
+    auto = layer(
+        "AutoEncoder",
+        [Param("W", w, "f"), Param("b", b), Param("vb", vb)],
+        nin=4,
+        nout=3,
+        corruptionLevel=0.3,
+        activationFn={"@class": ACT + "Sigmoid"},
+    )
+    x = rng.normal(size=(5, 4))
+    np.testing.assert_allclose(
+        _net(tmp_path, [auto]).output(x), 1 / (1 + np.exp(-(x @ w + b))), rtol=1e-6
+    )
+    loss = layer("RnnLossLayer", activationFn={"@class": ACT + "Softmax"})
+    seq = rng.normal(size=(2, 3, 4))  # [N, C, T]: softmax over C
+    expected = np.exp(seq) / np.exp(seq).sum(axis=1, keepdims=True)
+    net = _net(tmp_path, [layer("DropoutLayer"), loss])
+    assert [
+        d.dim_param or d.dim_value for d in net.to_onnx().graph.input[0].type.tensor_type.shape.dim
+    ] == [BATCH, 0, "time"]
+    np.testing.assert_allclose(net.output(seq), expected, rtol=1e-6)

@@ -387,6 +387,16 @@ def local_response_normalization(ctx: LayerContext, x: Activations) -> Activatio
     return _back(ctx, y, x, layout, x.size)
 
 
+@layer_converter("SpaceToDepthLayer", accepts="CNN")
+def space_to_depth(ctx: LayerContext, x: Activations) -> Activations:
+    """ONNX SpaceToDepth (channel ``(by * b + bx) * C + c``, TensorFlow's order, which
+    libnd4j's space_to_depth follows)."""
+    blocks = ctx.config_int("blocks", 2)
+    value, layout = _first(x, ctx)
+    y = ctx.b.node("SpaceToDepth", [value], f"{ctx.prefix}_space_to_depth", blocksize=blocks)
+    return _back(ctx, y, x, layout, None if x.size is None else x.size * blocks * blocks)
+
+
 for _suffix, _kind in (("1D", "RNN"), ("2D", "CNN"), ("3D", "CNN3D")):
     layer_converter(f"Cropping{_suffix}", accepts=_kind)(cropping)  # type: ignore[arg-type]
     layer_converter(f"Upsampling{_suffix}", accepts=_kind)(upsampling)  # type: ignore[arg-type]

@@ -12,9 +12,11 @@ from omnihub.convert.dl4j import Activations, LayerContext, layer_converter
 __all__: list[str] = []
 
 
-@layer_converter("DenseLayer", "OutputLayer", accepts="FF")
+@layer_converter("DenseLayer", "OutputLayer", "AutoEncoder", accepts="FF")
 def dense(ctx: LayerContext, x: Activations) -> Activations:
-    """``activation(x @ W + b)``; DenseLayer's ``hasLayerNorm`` is not supported."""
+    """``activation(x @ W + b)``; DenseLayer's ``hasLayerNorm`` is not supported. An
+    AutoEncoder in a network outputs its encoding, the same (its corruption is training-only;
+    ``vb`` is the decoder's)."""
     if ctx.config.get("hasLayerNorm") is True:
         raise Unsupported("DenseLayer with hasLayerNorm=true has no ONNX mapping yet")
     return ctx.ff(ctx.activation(ctx.dense(x.name)))
@@ -34,6 +36,7 @@ def activation(ctx: LayerContext, x: Activations) -> Activations:
 
 layer_converter("CnnLossLayer", accepts="CNN")(activation)
 layer_converter("Cnn3DLossLayer", accepts="CNN3D")(activation)
+layer_converter("RnnLossLayer", accepts="RNN")(activation)
 
 
 @layer_converter("DropoutLayer", "MaskLayer")
