@@ -718,3 +718,38 @@ def test_cast_by_darg_or_iarg(tmp_path: Path) -> None:
     assert y.dtype == np.float64
     with pytest.raises(LoadError, match=r"cast to data type UTF8"):
         run_op(tmp_path, "cast", [x], dtype_args=(50,))
+
+
+def test_split_and_unstack(tmp_path: Path) -> None:
+    x = rand(4, 6, 2)
+    ys = run_op(tmp_path, "split", [x], n_out=3, int_args=(3, 1))
+    for got, want in zip(ys, np.split(x, 3, axis=1), strict=True):
+        close(got, want)
+    ys = run_op(tmp_path, "split", [x], [np.array(-1, dtype=np.int32)], n_out=2, int_args=(2,))
+    for got, want in zip(ys, np.split(x, 2, axis=-1), strict=True):
+        close(got, want)
+    ys = run_op(tmp_path, "unstack", [x], n_out=2, int_args=(2,))
+    for k, got in enumerate(ys):
+        close(got, x[:, :, k])
+
+
+def standardize(x: Array, axes: tuple[int, ...]) -> Array:
+    centered = x - x.mean(axis=axes, keepdims=True)
+    result: Array = centered / (x.std(axis=axes, keepdims=True) + 1e-12)
+    return result
+
+
+@pytest.mark.parametrize("channels_first", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_layer_norm_and_standardize(channels_first: bool, bias: bool, tmp_path: Path) -> None:
+    x = rand(2, 3, 4)
+    (y,) = run_op(tmp_path, "standardize", [x], int_args=(1, 2))
+    close(y, standardize(x, (1, 2)))
+    c = 3 if channels_first else 4
+    gain, offset = rand(c), rand(c)
+    weights = [gain, offset] if bias else [gain]
+    flags = (channels_first,)
+    (y,) = run_op(tmp_path, "layer_norm", [x], weights, int_args=(2,), bool_args=flags)
+    shape = (1, c, 1) if channels_first else (1, 1, c)
+    expected = standardize(x, (2,)) * gain.reshape(shape)
+    close(y, expected + offset.reshape(shape) if bias else expected)

@@ -1,5 +1,6 @@
-"""SameDiff convolution ops -> ONNX: conv1d/2d/3d and depthwise (all weight formats, NC.../N...C,
-SAME/VALID/CAUSAL), max/avg pooling 2D/3D, batchnorm, lrn, upsampling2d."""
+"""SameDiff convolution and normalization ops -> ONNX: conv1d/2d/3d and depthwise (all weight
+formats, NC.../N...C, SAME/VALID/CAUSAL), max/avg pooling 2D/3D, upsampling2d, batchnorm, lrn,
+standardize, layer_norm."""
 
 from __future__ import annotations
 
@@ -207,13 +208,9 @@ def _batchnorm(cx: OpContext) -> list[str]:
     if len(axes) != 1:
         raise Unsupported(f"batchnorm over several axes {axes}")
     rank = cx.rank(0)
-    axis = axes[0] % rank
 
     def along_axis(value: str) -> str:
-        trailing = rank - 1 - axis
-        if trailing == 0:
-            return value
-        return cx.node("Unsqueeze", [value, cx.ints(range(1, trailing + 1))])
+        return cx.along_axis(value, axes[0], rank)
 
     x, mean, var = cx.ins[0], along_axis(cx.ins[1]), along_axis(cx.ins[2])
     std = cx.node("Sqrt", [cx.node("Add", [var, cx.scalar(cx.targ(0, 1e-5))])])
@@ -224,4 +221,34 @@ def _batchnorm(cx: OpContext) -> list[str]:
         index += 1
     if apply_offset:
         y = cx.node("Add", [y, along_axis(cx.ins[index])])
+    return [y]
+
+
+def _standardized(cx: OpContext, axes: list[int]) -> str:
+    """libnd4j's standardize: (x - mean) / (biased standard deviation + 1e-12) over ``axes``."""
+    if not axes:
+        raise Unsupported("standardizing needs at least one axis")
+    x, dims = cx.ins[0], cx.ints(axes)
+    centered = cx.node("Sub", [x, cx.node("ReduceMean", [x, dims], keepdims=1)])
+    variance = cx.node("ReduceMean", [cx.node("Mul", [centered, centered]), dims], keepdims=1)
+    std = cx.node("Add", [cx.node("Sqrt", [variance]), cx.scalar(1e-12)])
+    return cx.node("Div", [centered, std])
+
+
+@register("standardize")
+def _standardize(cx: OpContext) -> list[str]:
+    axes = cx.int_values(1, "axes") if len(cx.ins) > 1 else [int(a) for a in cx.op.int_args]
+    return [_standardized(cx, axes)]
+
+
+@register("layer_norm")
+def _layer_norm(cx: OpContext) -> list[str]:
+    # inputs x, gain[, bias]; iArgs: the axes to standardize; bArg 0 channels first (default
+    # true: gain and bias run along dimension 1, else along the last)
+    y = _standardized(cx, [int(a) for a in cx.op.int_args])
+    rank = cx.rank(0)
+    channel = 1 if cx.barg(0, True) else rank - 1
+    y = cx.node("Mul", [y, cx.along_axis(cx.ins[1], channel, rank)])
+    if len(cx.ins) > 2:
+        y = cx.node("Add", [y, cx.along_axis(cx.ins[2], channel, rank)])
     return [y]

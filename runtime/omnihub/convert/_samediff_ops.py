@@ -92,6 +92,13 @@ class OpContext:
         """A scalar of this op's output dtype."""
         return self.b.constant(value, dtype=self.dtype, name=self.hint("scalar"))
 
+    def along_axis(self, vector: str, axis: int, rank: int) -> str:
+        """``vector`` [C] shaped to broadcast along ``axis`` of a rank-``rank`` value."""
+        trailing = rank - 1 - axis % rank
+        if trailing == 0:
+            return vector
+        return self.node("Unsqueeze", [vector, self.ints(range(1, trailing + 1))])
+
     def int_values(self, index: int, what: str) -> list[int]:
         """The integer values of input ``index``, which must be a stored constant."""
         value = self.static(index)

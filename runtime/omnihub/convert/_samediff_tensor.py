@@ -46,9 +46,7 @@ def _xw_plus_b(cx: OpContext) -> list[str]:
 def _biasadd(cx: OpContext) -> list[str]:
     x, bias = cx.ins[0], cx.ins[1]
     if cx.barg(0, False):  # NCHW: the bias runs along dimension 1
-        trailing = cx.rank(0) - 2
-        if trailing > 0:
-            bias = cx.node("Unsqueeze", [bias, cx.ints(range(1, trailing + 1))])
+        bias = cx.along_axis(bias, 1, cx.rank(0))
     return [cx.node("Add", [x, bias])]
 
 
@@ -259,3 +257,33 @@ def _argmax(cx: OpContext) -> list[str]:
     if len(dims) != 1:
         raise Unsupported(f"{cx.op.op_name} over several dimensions {dims}")
     return [cx.node(onnx_op, cx.ins[:1], axis=dims[0], keepdims=keep)]
+
+
+@register("split")
+def _split(cx: OpContext) -> list[str]:
+    # iArgs num_splits[, axis]; the input alone, or with a scalar axis before or after it
+    parts = cx.iarg(0, 0)
+    axis, x = 0, cx.ins[0]
+    if len(cx.ins) > 1:
+        first, second = cx.static(0), cx.static(1)
+        if first is not None and first.size == 1:
+            axis, x = int(first.reshape(-1)[0]), cx.ins[1]
+        elif second is not None and second.size == 1:
+            axis = int(second.reshape(-1)[0])
+        else:
+            raise Unsupported("split's axis input must be a constant scalar")
+    axis = cx.iarg(1, axis)
+    if parts < 1 or parts != len(cx.op.outputs):
+        raise Unsupported(f"split into {parts} parts with {len(cx.op.outputs)} outputs")
+    names = [cx.hint("split")] * parts
+    return list(cx.b.node("Split", [x], names, axis=axis, num_outputs=parts))
+
+
+@register("unstack")
+def _unstack(cx: OpContext) -> list[str]:
+    # iArg 0: the axis, removed from every output (one per index along it)
+    axis, parts = cx.iarg(0, 0), len(cx.op.outputs)
+    names = [cx.hint("unstack")] * parts
+    pieces = cx.b.node("Split", cx.ins[:1], names, axis=axis, num_outputs=parts)
+    axes = cx.ints([axis])
+    return [cx.node("Squeeze", [piece, axes]) for piece in pieces]
