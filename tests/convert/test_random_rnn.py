@@ -1,7 +1,7 @@
-"""Hypothesis: random small recurrent ComputationGraphs, written as DL4J would (configuration
-JSON + flat parameter vector), converted, and run three ways -- onnxruntime (``output()``),
-``onnx.reference`` and the numpy oracle of DL4J's equations -- which must agree; the model
-survives ``onnx.save``/``onnx.load``."""
+"""Hypothesis: random small recurrent ComputationGraphs (NCW and NWC layers mixed), written
+as DL4J would (configuration JSON + flat parameter vector), converted, and run three ways --
+onnxruntime (``output()``), ``onnx.reference`` and the numpy oracle of DL4J's equations --
+which must agree; the model survives ``onnx.save``/``onnx.load``."""
 
 from __future__ import annotations
 
@@ -74,11 +74,14 @@ def _cell(
 
 
 @st.composite
-def recurrent_layer(draw: st.DrawFn, rng: np.random.Generator, n_in: int) -> tuple[Layer, Fn, int]:
+def recurrent_layer(
+    draw: st.DrawFn, rng: np.random.Generator, n_in: int, data_format: str | None = None
+) -> tuple[Layer, Fn, int]:
     """A random recurrent layer: (layer, oracle, output size)."""
     kind = draw(st.sampled_from(KINDS))
     n = draw(st.integers(1, 4))
     act, gate = draw(st.sampled_from(ACTS)), draw(st.sampled_from(["sigmoid", "hardsigmoid"]))
+    fmt = {"rnnDataFormat": data_format or draw(st.sampled_from(["NCW", "NWC"]))}
     if kind == "GravesBidirectionalLSTM":
         fwd, body, run_f = _cell(rng, "GravesLSTM", n_in, n, act=act, gate=gate)
         bwd, _, run_b = _cell(rng, "GravesLSTM", n_in, n, act=act, gate=gate)
@@ -89,12 +92,13 @@ def recurrent_layer(draw: st.DrawFn, rng: np.random.Generator, n_in: int) -> tup
         def summed(x: Array) -> Array:
             return run_f(x) + oracle.reverse(run_b(oracle.reverse(x)))
 
-        return Layer(body.pop("@class"), body, tuple(params)), summed, n
+        return Layer(body.pop("@class"), {**body, **fmt}, tuple(params)), summed, n
     if kind == "Bidirectional":
         inner = draw(st.sampled_from(["LSTM", "GravesLSTM", "SimpleRnn"]))
         mode = draw(st.sampled_from(["CONCAT", "ADD", "MUL", "AVERAGE"]))
         fwd, inner_json, run_f = _cell(rng, inner, n_in, n, act=act, gate=gate, prefix="f")
         bwd, _, run_b = _cell(rng, inner, n_in, n, act=act, gate=gate, prefix="b")
+        inner_json.update(fmt)
         wrapper = layer(
             "recurrent.Bidirectional", [*fwd, *bwd], fwd=inner_json, bwd=inner_json, mode=mode
         )
@@ -104,7 +108,7 @@ def recurrent_layer(draw: st.DrawFn, rng: np.random.Generator, n_in: int) -> tup
 
         return wrapper, bidi, 2 * n if mode == "CONCAT" else n
     params, body, fn = _cell(rng, kind, n_in, n, act=act, gate=gate)
-    return Layer(body.pop("@class"), body, tuple(params)), fn, n
+    return Layer(body.pop("@class"), {**body, **fmt}, tuple(params)), fn, n
 
 
 def _dense(
@@ -112,6 +116,11 @@ def _dense(
 ) -> tuple[Layer, Array, Array]:
     w, b = rng.normal(0, 0.5, (n_in, n_out)), rng.normal(0, 0.5, n_out)
     return oracle.dense(cls, w, b, act), w, b
+
+
+def _format(recurrent: Layer) -> str:
+    fields = recurrent.fields
+    return str(fields.get("rnnDataFormat", fields.get("fwd", {}).get("rnnDataFormat", "NCW")))
 
 
 def _compose(outer: Fn, inner: Fn) -> Fn:
@@ -139,7 +148,8 @@ def graphs(draw: st.DrawFn) -> tuple[list[tuple[str, Any, list[str]]], Fn, int]:
     fn: Fn = fn_a
     last = "r0"
     if draw(st.booleans()):  # a second branch from the input, merged
-        second, fn_b, size_b = draw(recurrent_layer(rng, n_in))
+        # DL4J merges arrays as they are: both branches give the same layout
+        second, fn_b, size_b = draw(recurrent_layer(rng, n_in, _format(first)))
         vertices.append(("r1", second, ["in"]))
         if size_b == size and draw(st.booleans()):
             op = draw(st.sampled_from(["Add", "Subtract", "Product", "Max", "Average"]))
@@ -202,7 +212,9 @@ def test_random_recurrent_graphs_agree_three_ways(
         graph = read_model_serializer(path)
     assert isinstance(graph, ComputationGraph)
     x = np.random.default_rng(batch * 10 + steps).normal(size=(batch, n_in, steps)).astype(dtype)
-    expected = fn(x.astype(np.float64))
+    expected = fn(x.astype(np.float64))  # the oracle works in NCW: [N, C, T]
+    if _format(vertices[0][1]) == "NWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 1))  # the graph input is [N, T, C]
     rtol, atol = TOLERANCES[np.dtype(dtype).name]
     got = graph.output_single(x)
     assert got.dtype == dtype

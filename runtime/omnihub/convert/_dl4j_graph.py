@@ -6,7 +6,7 @@ converter (the same registry: built-ins, entry points, ``register_layer``). Othe
 with DL4J's semantics (``org.deeplearning4j.nn.graph.vertex.impl``):
 
 ==========================  ===================================================================
-MergeVertex                 concatenation along ``mergeAxis`` (default 1: features/channels)
+MergeVertex                 concatenation along ``mergeAxis`` (default: features/channels)
 ElementWiseVertex           Add, Subtract (two inputs), Product, Average, Max
 SubsetVertex                features/channels ``from..to`` (inclusive) along axis 1
 PreprocessorVertex          its ``preProcessor``
@@ -32,7 +32,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from omnihub.convert._errors import Unsupported, UnsupportedCollector
-from omnihub.convert._preprocessors import adapt, apply_preprocessor, preprocessor_input
+from omnihub.convert._preprocessors import (
+    adapt,
+    apply_preprocessor,
+    preprocessor_input,
+    to_layout,
+)
 from omnihub.convert.dl4j import (
     _REGISTER_HINT,
     Activations,
@@ -98,25 +103,35 @@ def _rank(x: Activations) -> int:
     return len(input_rank(x))
 
 
+def _same_layout(v: VertexContext) -> list[Activations]:
+    """The inputs, those of the first one's kind in its layout (NCW/NWC, NCHW/NHWC)."""
+    first = v.inputs[0]
+    return [to_layout(v.ctx, x, first.layout) if x.kind == first.kind else x for x in v.inputs]
+
+
 @_vertex("MergeVertex")
 def merge(v: VertexContext) -> Activations:
-    """Concatenation along ``mergeAxis`` (1 unless configured)."""
-    first = v.inputs[0]
-    if len(v.inputs) == 1:
+    """Concatenation along ``mergeAxis``; without one, along the features/channels (axis 1,
+    or the last axis of NWC/NHWC activations, where DL4J's ``setInputTypes`` puts it)."""
+    inputs = _same_layout(v)
+    first = inputs[0]
+    if len(inputs) == 1:
         return first
-    axis = int(v.number("mergeAxis", 1))
-    sizes = [x.size for x in v.inputs]
+    rank = _rank(first)
+    axis = int(v.number("mergeAxis", first.channel_axis % rank))
+    sizes = [x.size for x in inputs]
     size = sum(s for s in sizes if s is not None) if None not in sizes else None
-    if axis % _rank(first) != first.channel_axis % _rank(first):
+    if axis % rank != first.channel_axis % rank:
         size = first.size
-    return first.with_name(v.b.node("Concat", [x.name for x in v.inputs], axis=axis), size)
+    return first.with_name(v.b.node("Concat", [x.name for x in inputs], axis=axis), size)
 
 
 @_vertex("ElementWiseVertex")
 def element_wise(v: VertexContext) -> Activations:
     """Add, Subtract, Product, Average or Max of the inputs."""
     op = str(v.ctx.config.get("op", "Add"))
-    names = [x.name for x in v.inputs]
+    inputs = _same_layout(v)
+    names = [x.name for x in inputs]
     variadic = {"Add": "Sum", "Max": "Max"}
     if op in variadic:
         y = v.b.node(variadic[op], names)
@@ -130,7 +145,7 @@ def element_wise(v: VertexContext) -> Activations:
         y = v.b.node("Sub", names)
     else:
         raise Unsupported(f"ElementWiseVertex op {op!r} with {len(names)} inputs")
-    return v.inputs[0].with_name(y)
+    return inputs[0].with_name(y)
 
 
 @_vertex("SubsetVertex")
