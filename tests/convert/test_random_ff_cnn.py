@@ -405,3 +405,23 @@ def test_file_dtype_is_the_model_dtype(dtype: type, elem: int, tmp_path: Path) -
     ref = reference_output(model, {"input": x})
     tol = 5e-3 if dtype == np.float16 else 1e-5
     np.testing.assert_allclose(y.astype(np.float64), ref.astype(np.float64), rtol=tol, atol=tol)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(net=cnn_network(), seed=st.integers(0, 99))
+def test_random_cnn_network_in_half_precision(
+    net: tuple[list[Layer], tuple[int, int, int], str, dict[int, Any]], seed: int, tmp_path: Path
+) -> None:
+    """HALF models compute in float16 in onnxruntime (every op has a float16 kernel) and agree
+    with onnx.reference to float16's precision compounded over a few layers."""
+    layers, (c, h, w), fmt, pre = net
+    model = load_mln(write_mln(tmp_path / f"half_{seed}.zip", layers, np.float16, pre)).to_onnx()
+    shape = (2, h, w, c) if fmt == "NHWC" else (2, c, h, w)
+    x: np.ndarray = np.random.default_rng(seed).normal(size=shape).astype(np.float16)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (fast,) = session.run(None, {"input": x})
+    assert fast.dtype == np.float16
+    slow = reference_output(model, {"input": x})
+    np.testing.assert_allclose(
+        fast.astype(np.float64), slow.astype(np.float64), rtol=2e-2, atol=2e-2
+    )
