@@ -121,6 +121,26 @@ def test_a_wrong_answer_is_reported_and_fails() -> None:
     assert lines[1].endswith("expected versicolor, the flower is versicolor) WRONG")
 
 
+def test_the_demo_ends_with_a_working_omnihub_run_line(cli: Cli, tmp_path: Path) -> None:
+    """The exports and the ``omnihub run`` line the demo prints work as printed."""
+    work = tmp_path / "kept"
+    result = cli.run("demo", "--dir", str(work))
+    assert result.returncode == 0, result.stderr
+    exports = dict(
+        line.strip().removeprefix("export ").split("=", 1)
+        for line in result.stdout.splitlines()
+        if line.strip().startswith("export ")
+    )
+    assert set(exports) == {"OMNIHUB_URL", "OMNIHUB_HOME", "OMNIHUB_OFFLINE", "PYTHONPATH"}
+    command = result.stdout.rsplit("predict from the command line: `omnihub ", 1)[1].split("`")[0]
+    out = tmp_path / "y.npy"
+    run = cli.run(*command.split(), "--output", str(out), env=exports)
+    assert run.returncode == 0, run.stderr
+    predicted = np.load(out)
+    np.testing.assert_allclose(predicted, _rule_probabilities(), rtol=1e-4, atol=2e-5)
+    assert [CLASSES[i] for i in predicted.argmax(axis=1)] == [s for _, s in FLOWERS]
+
+
 def test_omnihub_demo_command_cleans_up(cli: Cli) -> None:
     result = cli.run("demo")
     assert result.returncode == 0, result.stderr
