@@ -319,3 +319,19 @@ def test_global_pooling_over_height_and_width(tmp_path: Path, collapse: bool) ->
     x = np.random.default_rng(10).normal(size=(2, 2, 4, 5))
     expected = x.mean(axis=(2, 3), keepdims=not collapse)
     oracle.close(graph.output_single(x), expected)
+
+
+def test_option_problems_after_a_failed_vertex_are_found_too(tmp_path: Path) -> None:
+    """A vertex that fails while converting does not hide the problems of the ones after it."""
+    vertices: list[tuple[str, Any, Sequence[str]]] = [
+        ("sub", oracle.vertex("ElementWiseVertex", op="Subtract"), ["a", "b", "c"]),
+        ("shape", oracle.vertex("ReshapeVertex", reshapeOrder="x", newShape=[2, 2]), ["sub"]),
+    ]
+    path = oracle.write_graph(tmp_path / "g.zip", ["a", "b", "c"], vertices, ["shape"])
+    with pytest.raises(LoadError) as info:
+        _graph(path).to_onnx()
+    message = str(info.value)
+    assert "vertex 'sub' (org.deeplearning4j.nn.conf.graph.ElementWiseVertex)" in message
+    assert "op 'Subtract' with 3 inputs" in message
+    assert "and 1 more unsupported: vertex 'shape'" in message
+    assert "order 'x'" in message

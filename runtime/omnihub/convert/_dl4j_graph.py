@@ -422,13 +422,15 @@ def graph_to_onnx(graph: ComputationGraph) -> onnx.ModelProto:
     for vertex in graph.vertices:
         xs = [values[i] for i in vertex.inputs if i in values]
         if len(xs) != len(vertex.inputs):
-            continue  # an input failed: already reported
+            continue  # an input could not be stood in for: already reported
         layer = vertex.layer or _vertex_layer(vertex)
         ctx = LayerContext(b, layer, params.get(vertex.name, {}), batch)
         try:
             values[vertex.name] = _convert_vertex(vertex, ctx, entries.get(vertex.name), xs, values)
         except Unsupported as exc:
             problems.add(_describe_vertex(vertex), str(exc))
+            if xs:  # keep going with the input, to find the problems further on too
+                values[vertex.name] = xs[0]
     problems.raise_if_any()
     etype = elem_type(b.dtype)
     for name in graph.outputs:
