@@ -343,6 +343,34 @@ def test_run_reports_an_unsupported_layer_in_one_line(cli: Cli, run_zoo: dict[st
     assert "CustomLayer): no converter for this layer type" in line
 
 
+def test_an_object_that_cannot_run_is_one_line(cli: Cli, run_zoo: dict[str, Path]) -> None:
+    """A spec's factory may return anything; run and --onnx refuse what they cannot run."""
+    (cli.site / "oddfactory.py").write_text("def make(path, entry):\n    return object()\n")
+    data = run_zoo["iris"].read_bytes()
+    odd = pinned(
+        entry(
+            "odd",
+            "oddzoo",
+            framework=Framework.DL4J,
+            format=Format.DL4J,
+            model_type=ModelType.SEQUENTIAL,
+            file="odd/odd.zip",
+            factory="oddfactory:make",
+        ),
+        data,
+    )
+    write_zoo_file(cli.zoo, odd, data)
+    write_catalog(cli.site, "oddzoo", [odd])
+    x = _save(cli, "x.npy", FLOWERS)
+    ran = cli.run("run", "odd", "--input", str(x))
+    assert ran.returncode == 1
+    assert _one_error_line(ran).endswith("oddzoo.odd: cannot run a builtins.object")
+    exported = cli.run("run", "odd", "--onnx", str(cli.root / "odd.onnx"))
+    assert exported.returncode == 1
+    assert _one_error_line(exported).endswith("cannot export a builtins.object as ONNX")
+    assert not (cli.root / "odd.onnx").exists()
+
+
 def _without_onnxruntime(tmp_path: Path, cli: Cli) -> dict[str, str]:
     """The environment of a child in which ``import onnxruntime`` fails (as if not installed)."""
     blocker = tmp_path / "blocker"

@@ -188,6 +188,9 @@ def _export(model: object, path: Path) -> str:
     """Write the ONNX form of ``model`` to ``path``; describe it."""
     to_onnx = getattr(model, "to_onnx", None)
     proto: Any = to_onnx() if to_onnx is not None else model
+    if type(proto).__name__ != "ModelProto":
+        what = f"{type(model).__module__}.{type(model).__qualname__}"
+        raise InputError(f"cannot export a {what} as ONNX")
     data: bytes = proto.SerializeToString()
     path.write_bytes(data)
     return f"wrote the ONNX model ({len(data)} bytes) to {path}"
