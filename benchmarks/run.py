@@ -116,9 +116,10 @@ same run. Run from the repository root:
 
 Each benchmark prints `<name>: ours=<x> baseline=<y> ratio=<r> target=<t> PASS|FAIL`, where
 ratio = ours / baseline and the target applies to ours (absolute) or to the ratio. The suite
-rewrites the section of its mode below (the other mode's section and the design choices are
-kept). nginx, curl and aria2c are installed from Debian's packages when missing; nginx runs
-privately on 127.0.0.1 (config, logs and pid in a temporary directory) and is stopped at the end.
+rewrites the section of its mode below (the other sections and the design choices are kept;
+`--only convert` has a section of its own, the other `--only` runs write nothing). nginx, curl
+and aria2c are installed from Debian's packages when missing; nginx runs privately on 127.0.0.1
+(config, logs and pid in a temporary directory) and is stopped at the end.
 Everything the suite writes goes to `benchmarks/_work/` (gitignored).
 
 {table}
