@@ -91,7 +91,9 @@ def lstm_layer(cx: OpContext) -> list[str]:
 
     cfg = _Config(cx)
     half = cx.dtype == np.float16
-    if half:  # onnxruntime cannot run this Scan in HALF: compute in FLOAT, cast back
+    # onnxruntime 1.32 segfaults on the HALF form of this graph (its MatmulTransposeFusion
+    # meets the HALF input Transpose feeding the projection): compute in FLOAT, cast back
+    if half:
         seq_index = 3 + cfg.has_bias if cfg.has_seq else -1
         cx.ins = [
             v if i == seq_index else cx.node("Cast", [v], to=_FLOAT) for i, v in enumerate(cx.ins)
