@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 from pathlib import Path
 
@@ -428,6 +429,28 @@ def test_parse_input_splits_name_and_file(name: str, file: str) -> None:
     if "=" not in file:
         assert parse_input(file) == InputSpec(None, Path(file))
     assert parse_input(f"dir/{name}={file}") == InputSpec(None, Path(f"dir/{name}={file}"))
+
+
+@given(st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=5, unique=True), st.randoms())
+def test_named_inputs_are_ordered_by_the_model_and_checked(
+    names: list[str], rng: random.Random
+) -> None:
+    from omnihub.cli._arrays import InputError
+    from omnihub.cli._run import _by_name
+
+    given_order = list(names)
+    rng.shuffle(given_order)
+    specs = [(name, f"value of {name}") for name in given_order]
+    assert _by_name(specs, names, "graph") == [f"value of {name}" for name in names]
+    positional = [(None, f"value of {name}") for name in names]
+    assert _by_name(positional, names, "graph") == [value for _, value in positional]
+    with pytest.raises(InputError, match=r"missing input|takes"):
+        _by_name(specs[1:], names, "graph")
+    with pytest.raises(InputError, match="unknown input"):
+        _by_name([*specs, ("\x00nope", "x")], names, "graph")
+    if len(names) > 1:
+        with pytest.raises(InputError, match=r"NAME=FILE\.npy or none"):
+            _by_name([(None, "x"), *specs[1:]], names, "graph")
 
 
 @pytest.mark.parametrize("text", ["", "name="])
