@@ -4,8 +4,9 @@
   child, imports warmed by one conversion, then interleaved rounds); ours is the median of the
   largest file, which must convert; the others are in the notes. baseline: loading the same
   file (the loader alone), in the same rounds.
-- ``convert_50_layers``: the same for a synthetic 50-layer MultiLayerNetwork (49 Dense with
-  six activations in turn, then a softmax Output; 64 wide).
+- ``convert_50_layers``: the same for a synthetic 50-layer MultiLayerNetwork, 64 wide: Dense
+  (six activations in turn), BatchNormalization, Activation and Dropout layers in turn, then a
+  softmax Output.
 - ``output_vs_onnxruntime``: ``output()`` per call vs ``InferenceSession.run`` built from the
   same ONNX bytes, alternating, on the largest shared model's ONNX input with a batch of 32.
 - ``convert_peak_rss``: peak RSS of a child converting a ~100 MB synthetic network, from the

@@ -60,7 +60,8 @@ _WHAT = (
     (
         "convert_largest_shared / convert_50_layers",
         "`to_onnx()` of the largest model file in ../shared/data (every other one in the notes) "
-        "and of a synthetic 50-layer MultiLayerNetwork, in a child, after one warm-up "
+        "and of a synthetic 50-layer MultiLayerNetwork (Dense, BatchNormalization, Activation, "
+        "Dropout in turn), in a child, after one warm-up "
         "conversion, median of interleaved rounds",
         "loading the same file (the loader alone), in the same rounds",
     ),

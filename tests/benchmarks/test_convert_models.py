@@ -43,3 +43,22 @@ def test_shared_models_are_model_files_once_each_largest_first() -> None:
         assert path.suffix == ".fb" or path.read_bytes()[:4] == b"PK\x03\x04"
     if models:  # the shared data is present
         assert any(isinstance(p, Path) and p.suffix == ".fb" for p in models)
+
+
+def test_the_deep_network_mixes_layer_kinds_and_has_positive_variances(tmp_path: Path) -> None:
+    from benchmarks.convert_models import deep_specs, write_network
+
+    specs = deep_specs(10, 6)
+    path = tmp_path / "deep.zip"
+    param_bytes = write_network(path, specs, seed=3)
+    network = read_model_serializer(path)
+    assert [layer.type for layer in network.layers] == [kind for kind, *_ in specs]
+    assert network.layers[-1].type == "OutputLayer"
+    assert {"DenseLayer", "BatchNormalization", "ActivationLayer", "DropoutLayer"} <= {
+        layer.type for layer in network.layers
+    }
+    assert network.param_count == network.expected_param_count == param_bytes // 4
+    table = network.param_table()
+    variances = [key for key in table if key.endswith("_var")]
+    assert variances
+    assert all(float(table[key].min()) >= 0.5 for key in variances)
