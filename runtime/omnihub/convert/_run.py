@@ -37,7 +37,7 @@ BACKENDS = ("auto", "onnxruntime", "reference")
 class InputSpec:
     """A graph input: name, numpy dtype and shape (ints, or None for a symbolic size)."""
 
-    __slots__ = ("dtype", "name", "shape", "symbols")
+    __slots__ = ("_fixed", "dtype", "name", "shape", "symbols")
 
     def __init__(
         self,
@@ -50,6 +50,7 @@ class InputSpec:
         self.dtype = dtype
         self.shape = shape
         self.symbols = symbols
+        self._fixed = tuple((axis, size) for axis, size in enumerate(shape) if size is not None)
 
     def describe(self) -> str:
         """The expected shape as text, e.g. ``[batch, 4]``."""
@@ -63,24 +64,26 @@ class InputSpec:
         """``value`` as an array of this input's dtype, or ValueError saying what was expected."""
         import numpy as np
 
-        try:
-            array = np.asarray(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{what}: input {self.name!r} is not an array: {exc}") from exc
-        if array.dtype.kind not in "biuf":
-            raise ValueError(
-                f"{what}: input {self.name!r} must be numeric ({self.dtype.name}), "
-                f"got dtype {array.dtype}"
-            )
-        if array.ndim != len(self.shape) or any(
-            want is not None and want != got
-            for want, got in zip(self.shape, array.shape, strict=False)
-        ):
+        if type(value) is np.ndarray and value.dtype == self.dtype:
+            array = value  # the common case: nothing to convert
+        else:
+            try:
+                array = np.asarray(value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{what}: input {self.name!r} is not an array: {exc}") from exc
+            if array.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"{what}: input {self.name!r} must be numeric ({self.dtype.name}), "
+                    f"got dtype {array.dtype}"
+                )
+            array = array.astype(self.dtype, copy=False)
+        shape = array.shape
+        if len(shape) != len(self.shape) or any(shape[i] != size for i, size in self._fixed):
             raise ValueError(
                 f"{what}: input {self.name!r} must have shape {self.describe()} "
                 f"(rank {len(self.shape)}), got shape {list(array.shape)}"
             )
-        return array.astype(self.dtype, copy=False)
+        return array
 
 
 def _specs(model: onnx.ModelProto) -> tuple[tuple[InputSpec, ...], tuple[str, ...]]:
@@ -107,11 +110,13 @@ def _specs(model: onnx.ModelProto) -> tuple[tuple[InputSpec, ...], tuple[str, ..
 class Session:
     """A compiled model: onnxruntime's ``InferenceSession`` or the reference evaluator."""
 
-    def __init__(self, model: onnx.ModelProto, what: str, backend: str = "auto") -> None:
+    def __init__(self, model: onnx.ModelProto, what: object, backend: str = "auto") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        self.what = what
+        self.what = str(what)
         self.inputs, self.outputs = _specs(model)
+        self._names = frozenset(spec.name for spec in self.inputs)
+        self._output_list = list(self.outputs)
         self._lock = _thread.allocate_lock()
         self._run: Callable[[list[str], dict[str, Any]], list[Any]]
         ort: Any = None
@@ -157,9 +162,10 @@ class Session:
 
     def feeds(self, values: Mapping[str, npt.ArrayLike]) -> dict[str, np.ndarray[Any, Any]]:
         """Check ``values`` against the graph inputs; ValueError names what is wrong."""
-        expected = {spec.name for spec in self.inputs}
+        if len(values) == len(self._names) and all(name in values for name in self._names):
+            return {spec.name: spec.check(values[spec.name], self.what) for spec in self.inputs}
         missing = [s.name for s in self.inputs if s.name not in values]
-        unknown = [name for name in values if name not in expected]
+        unknown = [name for name in values if name not in self._names]
         if missing or unknown:
             wanted = ", ".join(f"{s.name} {s.describe()}" for s in self.inputs)
             problems = []
@@ -177,14 +183,26 @@ class Session:
     ) -> dict[str, np.ndarray[Any, Any]]:
         """Run on checked inputs; return ``{output name: array}`` for ``outputs`` (default:
         every graph output)."""
-        names = list(self.outputs if outputs is None else outputs)
-        feeds = self.feeds(values)
+        names = self._output_list if outputs is None else list(outputs)
+        return dict(zip(names, self._call(names, self.feeds(values)), strict=True))
+
+    def run_one(self, value: npt.ArrayLike) -> np.ndarray[Any, Any]:
+        """The first output for the one input ``value`` (MultiLayerNetwork.output's path:
+        no dictionaries to build per call)."""
+        if len(self.inputs) != 1:
+            raise ValueError(f"{self.what}: the model takes {len(self.inputs)} inputs, not 1")
+        spec = self.inputs[0]
+        result: np.ndarray[Any, Any] = self._call(
+            self._output_list[:1], {spec.name: spec.check(value, self.what)}
+        )[0]
+        return result
+
+    def _call(self, names: list[str], feeds: dict[str, np.ndarray[Any, Any]]) -> list[Any]:
         try:
-            results = self._run(names, feeds)
+            return self._run(names, feeds)
         except Exception as exc:  # the backend's own error types
             shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())
             raise ValueError(f"{self.what}: running the model on {shapes} failed: {exc}") from exc
-        return dict(zip(names, results, strict=True))
 
 
 class Runner:
@@ -200,7 +218,7 @@ class Runner:
         self._session: Session | None = None
 
     def session(
-        self, build: Callable[[], onnx.ModelProto], what: str, backend: str = "auto"
+        self, build: Callable[[], onnx.ModelProto], what: object, backend: str = "auto"
     ) -> Session:
         """The cached session, built from ``build()`` on first use."""
         session = self._session
@@ -218,7 +236,7 @@ class Runner:
 
 
 def cached_session(
-    slot: dict[str, Any], build: Callable[[], onnx.ModelProto], what: str, backend: str = "auto"
+    slot: dict[str, Any], build: Callable[[], onnx.ModelProto], what: object, backend: str = "auto"
 ) -> Session:
     """The session cached in ``slot`` (a loaded object's plain-dict slot), built on first use."""
     runner = slot.get("runner")

@@ -159,10 +159,14 @@ class MultiLayerNetwork(Dl4jNetwork):
         dtype; a wrong rank or feature size raises :class:`ValueError` naming the expected
         shape.
         """
-        from omnihub.convert._run import cached_session
+        session = self._session_slot.get("mln")
+        if session is None:
+            from omnihub.convert._run import cached_session
 
-        session = cached_session(self._session_slot, self.to_onnx, str(self.path))
-        return session.run({"input": x})["output"]
+            session = cached_session(self._session_slot, self.to_onnx, self.path)
+            self._session_slot["mln"] = session
+        result: npt.NDArray[Any] = session.run_one(x)
+        return result
 
 
 @attrs.frozen(kw_only=True)
