@@ -114,6 +114,28 @@ def test_run_saves_what_network_output_computes(cli: Cli, run_zoo: dict[str, Pat
     assert (cli.home / "dl4j" / "run" / "iris.zip").read_bytes() == run_zoo["iris"].read_bytes()
 
 
+@pytest.mark.parametrize(
+    ("fixture_name", "model_type"),
+    [
+        ("SyntheticCNN", ModelType.SEQUENTIAL),
+        ("SyntheticBidirectionalRNNGraph", ModelType.COMP_GRAPH),
+    ],
+)
+def test_run_reproduces_dl4j_stored_outputs(
+    cli: Cli, fixture_name: str, model_type: ModelType
+) -> None:
+    """The front door gives what DL4J itself computed on the regression fixtures' inputs."""
+    from tests.convert.fixtures import TOLERANCE, fixture
+
+    path, x, expected = fixture(fixture_name)
+    model = _model(cli, "dl4jfix", path.read_bytes(), (Format.DL4J, Framework.DL4J, model_type))
+    write_catalog(cli.site, "runzoo", [model])
+    out = cli.root / "y.npy"
+    result = cli.run("run", "dl4jfix", "--input", str(_save(cli, "x.npy", x)), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(np.load(out), expected, **TOLERANCE)
+
+
 def test_run_prints_the_output_without_output_file(cli: Cli, run_zoo: dict[str, Path]) -> None:
     x = _save(cli, "one.npy", FLOWERS[:1])
     result = cli.run("run", "iris", "-i", str(x))
