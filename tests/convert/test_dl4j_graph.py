@@ -289,21 +289,42 @@ def test_unsupported_vertices_and_layers_are_listed_at_once(tmp_path: Path) -> N
     assert "register_layer" in message
 
 
-def _cnn_graph(tmp_path: Path, tail: Any) -> ComputationGraph:
-    """input [N, 2, H, W] -> a 1x1 identity convolution (so the input kind is CNN) -> tail."""
-    conv = layer(
+def _conv1x1(scale: float, fmt: str = "NCHW") -> Layer:
+    """A 1x1 convolution multiplying its 2 channels by ``scale`` (so the input kind is CNN)."""
+    return layer(
         "ConvolutionLayer",
-        [Param("b", np.zeros(2)), Param("W", np.eye(2).reshape(2, 2, 1, 1))],
+        [Param("b", np.zeros(2)), Param("W", scale * np.eye(2).reshape(2, 2, 1, 1))],
         nin=2,
         nout=2,
         kernelSize=[1, 1],
         stride=[1, 1],
         padding=[0, 0],
         convolutionMode="Truncate",
+        cnn2dDataFormat=fmt,
         activationFn=oracle.activation_json("identity"),
     )
-    vertices = [("conv", conv, ["in"]), ("tail", tail, ["conv"])]
+
+
+def _cnn_graph(tmp_path: Path, tail: Any) -> ComputationGraph:
+    """input [N, 2, H, W] -> an identity 1x1 convolution -> tail."""
+    vertices = [("conv", _conv1x1(1.0), ["in"]), ("tail", tail, ["conv"])]
     return _graph(oracle.write_graph(tmp_path / "g.zip", ["in"], vertices, ["tail"], np.float64))
+
+
+def test_nhwc_branches_merge_on_channels_and_pool_over_height_and_width(tmp_path: Path) -> None:
+    """NHWC activations: MergeVertex (no mergeAxis) concatenates the last axis, global pooling
+    reduces axes 1 and 2 -- the channels stay where DL4J keeps them."""
+    vertices: list[tuple[str, Any, Sequence[str]]] = [
+        ("one", _conv1x1(1.0, "NHWC"), ["in"]),
+        ("two", _conv1x1(2.0, "NHWC"), ["in"]),
+        ("merge", oracle.vertex("MergeVertex"), ["one", "two"]),
+        ("pool", layer("GlobalPoolingLayer", poolingType="MAX"), ["merge"]),
+    ]
+    graph = _graph(oracle.write_graph(tmp_path / "g.zip", ["in"], vertices, ["merge", "pool"]))
+    x = np.random.default_rng(11).normal(size=(2, 3, 4, 2)).astype(np.float32)  # [N, H, W, C]
+    merged, pooled = graph.output(x)
+    oracle.close(merged, np.concatenate([x, 2 * x], axis=3))
+    oracle.close(pooled, np.concatenate([x, 2 * x], axis=3).max(axis=(1, 2)))
 
 
 def test_pool_helper_vertex_drops_first_row_and_column(tmp_path: Path) -> None:
