@@ -2,11 +2,12 @@
 Bidirectional, LastTimeStep, TimeDistributed, RnnOutputLayer, Embedding/EmbeddingSequence and
 GlobalPooling.
 
-The recurrences are ONNX ``Scan`` loops over the time axis whose body is DL4J's own cell
-(``LSTMHelpers.activateHelper``, ``SimpleRnn.activateHelper``), so every activation DL4J allows
-works -- ONNX's LSTM/RNN ops fix their activations, and ``onnx.reference`` implements only the
-default sigmoid/tanh ones. The input projection ``x @ W + b`` is one MatMul over the whole
-sequence, outside the loop; batch and time stay dynamic.
+Where ONNX's own LSTM/RNN op computes exactly DL4J's cell -- sigmoid gates and tanh, in a
+FLOAT model (onnxruntime's kernels are float-only; ``onnx.reference`` implements only these
+activations) -- the op is used. Every other recurrence is an ONNX ``Scan`` over the time axis
+whose body is DL4J's own cell (``LSTMHelpers.activateHelper``, ``SimpleRnn.activateHelper``),
+so every activation DL4J allows works; its input projection ``x @ W + b`` is one MatMul over
+the whole sequence, outside the loop. Batch and time stay dynamic either way.
 
 DL4J's LSTM weights, ``W`` ``[nIn, 4n]``, ``RW`` ``[n, 4n]`` (GravesLSTM: ``[n, 4n+3]``) and
 ``b`` ``[4n]``, hold four blocks in the order *block input* a (``activationFn``), *forget* f,
