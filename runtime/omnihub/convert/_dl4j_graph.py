@@ -322,7 +322,7 @@ def _describe_vertex(vertex: Dl4jVertex) -> str:
 
 def _layer_input(vertex: Dl4jVertex, entry: _Entry | None) -> tuple[Kind, int | None, str] | None:
     """What a LayerVertex takes, if it says: its preprocessor's input, else its layer's."""
-    from omnihub.convert._dl4j_rnn import rnn_format
+    from omnihub.convert._dl4j_rnn import NETWORK_INPUTS, rnn_format
 
     pre = vertex.config.get("preProcessor")
     if pre is not None:
@@ -330,10 +330,8 @@ def _layer_input(vertex: Dl4jVertex, entry: _Entry | None) -> tuple[Kind, int | 
     layer = vertex.layer
     if layer is None or entry is None:
         return None
-    if layer.type == "EmbeddingLayer":
-        return "FF", 1, "NC"
-    if layer.type == "EmbeddingSequenceLayer":
-        return "FF", None, "NC"
+    if layer.type in NETWORK_INPUTS:
+        return NETWORK_INPUTS[layer.type]
     if entry.accepts is None:
         return None
     layout = rnn_format(layer.config) if entry.accepts == "RNN" else None

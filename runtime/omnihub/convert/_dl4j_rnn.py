@@ -38,6 +38,7 @@ from omnihub.convert._errors import Unsupported
 from omnihub.convert._preprocessors import to_layout
 from omnihub.convert.dl4j import (
     Activations,
+    Kind,
     LayerContext,
     LayerConverter,
     converter_for,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
     from omnihub.loaders.dl4j import Dl4jLayer
 
-__all__ = ["SubgraphBuilder", "reverse_time", "rnn_format", "time_axis"]
+__all__ = ["NETWORK_INPUTS", "SubgraphBuilder", "reverse_time", "rnn_format", "time_axis"]
 
 
 class SubgraphBuilder(OnnxBuilder):
@@ -453,6 +454,14 @@ def _lookup_rows(ctx: LayerContext, indices: str) -> str:
     if ctx.has_param("b"):
         rows = b.node("Add", [rows, ctx.weight("b")], f"{ctx.prefix}_bias")
     return ctx.activation(rows, axis=-1)
+
+
+#: What a network input read directly by these layers is: indices, not ``nIn`` features
+#: (``nIn`` is the vocabulary size). ``[N, 1]`` for EmbeddingLayer, ``[N, T]`` for sequences.
+NETWORK_INPUTS: dict[str, tuple[Kind, int | None, str]] = {
+    "EmbeddingLayer": ("FF", 1, "NC"),
+    "EmbeddingSequenceLayer": ("FF", None, "NC"),
+}
 
 
 @layer_converter("EmbeddingLayer", accepts="FF")
