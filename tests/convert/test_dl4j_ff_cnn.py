@@ -797,3 +797,22 @@ def test_autoencoder_outputs_its_encoding_and_rnn_loss_its_activation(tmp_path: 
         d.dim_param or d.dim_value for d in net.to_onnx().graph.input[0].type.tensor_type.shape.dim
     ] == [BATCH, 0, "time"]
     np.testing.assert_allclose(net.output(seq), expected, rtol=1e-6)
+
+
+def test_a_network_starting_with_an_embedding_takes_indices(tmp_path: Path) -> None:
+    rng = np.random.default_rng(16)
+    table, bias = rng.normal(size=(10, 3)), rng.normal(size=3)
+    embedding = layer(
+        "EmbeddingLayer",
+        [Param("W", table, "f"), Param("b", bias)],
+        nin=10,
+        nout=3,
+        hasBias=True,
+        activationFn={"@class": ACT + "Identity"},
+    )
+    w = rng.normal(size=(3, 2))
+    net = _net(tmp_path, [embedding, _dense_identity(3, 2, w)])
+    dims = net.to_onnx().graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == [BATCH, 1]
+    indices = np.array([[3], [0], [9]])
+    np.testing.assert_allclose(net.output(indices), (table[indices[:, 0]] + bias) @ w, rtol=1e-6)

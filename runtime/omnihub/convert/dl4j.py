@@ -422,8 +422,12 @@ def _network_input(
     """(kind, size, layout) of the network's input: the kind and layout of the first layer
     that takes a definite kind (or the preprocessor at layer 0); the size from the first
     ``nIn`` before the kind changes (pooling, padding... keep the channel count)."""
+    from omnihub.convert._dl4j_rnn import NETWORK_INPUTS
     from omnihub.convert._preprocessors import preprocessor_input
 
+    first = network.layers[0].type if network.layers else ""
+    if "0" not in preprocessors and first in NETWORK_INPUTS:  # indices, not nIn features
+        return NETWORK_INPUTS[first]
     if "0" in preprocessors:
         found = preprocessor_input(preprocessors["0"])
         if found is not None:  # RnnToFeedForward/FeedForwardToRnn keep the size: layer 0's
