@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import onnx
 
     from omnihub.catalog import ModelEntry
+    from omnihub.convert._run import Session
 
 __all__ = [
     "ComputationGraph",
@@ -185,6 +186,17 @@ class ComputationGraph(Dl4jNetwork):
 
         return graph_to_onnx(self)
 
+    def _graph_session(self) -> Session:
+        """The cached session (built by the first call; kept under its own key so later calls
+        skip the runner's lookup, as MultiLayerNetwork.output does)."""
+        session: Session | None = self._session_slot.get("graph")
+        if session is None:
+            from omnihub.convert._run import cached_session
+
+            session = cached_session(self._session_slot, self.to_onnx, self.path)
+            self._session_slot["graph"] = session
+        return session
+
     def output(self, *inputs: npt.ArrayLike) -> list[npt.NDArray[Any]]:
         """DL4J's ``graph.output(inputs...)`` (inference mode): one array per network output.
 
@@ -192,16 +204,15 @@ class ComputationGraph(Dl4jNetwork):
         rank or feature size raises :class:`ValueError` naming the expected shape. The session
         is built on the first call and reused.
         """
-        from omnihub.convert._run import cached_session
-
         if len(inputs) != len(self.inputs):
             raise ValueError(
                 f"{self.path}: the graph takes {len(self.inputs)} input(s) "
                 f"({', '.join(self.inputs)}), got {len(inputs)}"
             )
-        session = cached_session(self._session_slot, self.to_onnx, str(self.path))
-        results = session.run(dict(zip(self.inputs, inputs, strict=True)))
-        return list(results.values())
+        session = self._graph_session()
+        if len(inputs) == 1 and len(self.outputs) == 1:
+            return [session.run_one(inputs[0])]
+        return list(session.run(dict(zip(self.inputs, inputs, strict=True))).values())
 
     def output_single(self, *inputs: npt.ArrayLike) -> npt.NDArray[Any]:
         """DL4J's ``outputSingle``: the only output (ValueError if the graph has several)."""
