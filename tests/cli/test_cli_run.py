@@ -147,6 +147,21 @@ def test_run_prints_the_output_without_output_file(cli: Cli, run_zoo: dict[str, 
     assert sum(printed) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_run_json_prints_every_output_in_full(cli: Cli, run_zoo: dict[str, Path]) -> None:
+    from omnihub.loaders.dl4j import read_model_serializer
+
+    x = _save(cli, "flowers.npy", FLOWERS)
+    result = cli.run("run", "iris", "--input", str(x), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["model"] == "runzoo.iris"
+    assert list(data["outputs"]) == ["output"]
+    output = data["outputs"]["output"]
+    assert (output["shape"], output["dtype"]) == ([3, 3], "float32")
+    expected = read_model_serializer(run_zoo["iris"]).output(FLOWERS)
+    np.testing.assert_allclose(np.array(output["values"]), expected, rtol=1e-6)
+
+
 def test_run_exports_the_onnx_model_that_ran(cli: Cli, run_zoo: dict[str, Path]) -> None:
     import onnx
     import onnxruntime

@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute only these outputs / SameDiff variables (repeatable; default: all)",
     )
     run.add_argument("--onnx", metavar="OUT.onnx", type=Path, help="also export the ONNX model")
+    _add_json(run)
 
     download = _command(
         commands, "download", "_download:cmd_download", "download and verify models"

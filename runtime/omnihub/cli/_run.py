@@ -242,6 +242,18 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"{qualified_name(entry)}: {exc}") from None
     if args.output is not None:
         sys.stderr.write(write_results(args.output, results) + "\n")
+    elif args.json:
+        _show_json(entry, results)
     else:
         _show(results)
     return ExitCode.OK
+
+
+def _show_json(entry: ModelEntry, results: _Results) -> None:
+    from omnihub.cli._output import print_json
+
+    outputs = {
+        name: {"shape": list(value.shape), "dtype": str(value.dtype), "values": value.tolist()}
+        for name, value in results
+    }
+    print_json({"model": qualified_name(entry), "outputs": outputs})
