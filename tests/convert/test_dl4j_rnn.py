@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from omnihub.errors import LoadError
 from omnihub.loaders.dl4j import ComputationGraph, MultiLayerNetwork, read_model_serializer
@@ -324,3 +325,36 @@ def test_float_model_keeps_float_weights_and_survives_save_load(tmp_path: Path) 
     x = rng.normal(size=(4, 2, 3)).astype(np.float32)
     (again,) = ReferenceEvaluator(loaded).run(None, {"input": x})
     oracle.close(again, net.output(x))
+
+
+def test_half_model_behind_a_feed_forward_to_rnn_preprocessor(tmp_path: Path) -> None:
+    """HALF: weights stay FLOAT16 initializers; the recurrent layers compute in FLOAT (a FLOAT16
+    FeedForwardToRnn transpose feeding the LSTM's MatMul crashes onnxruntime 1.32's
+    MatmulTransposeFusion); onnxruntime directly and onnx.reference agree with the oracle."""
+    rng = np.random.default_rng(14)
+    w_dense = rng.normal(size=(3, 3))
+    params = oracle.lstm_params(rng, 3, 4, peephole=True)
+    w_out, b_out = rng.normal(size=(4, 2)), rng.normal(size=2)
+    layers = [
+        oracle.dense("DenseLayer", w_dense, np.zeros(3), "tanh"),
+        _recurrent("GravesLSTM", params, 3, 4, "tanh"),
+        oracle.dense("RnnOutputLayer", w_out, b_out, "softmax"),
+    ]
+    pre = {1: {"cls": "FeedForwardToRnnPreProcessor", "fields": {}}}
+    net = read_model_serializer(write_mln(tmp_path / "h.zip", layers, np.float16, pre))
+    assert isinstance(net, MultiLayerNetwork)
+    model = net.to_onnx()
+    floats = {t.data_type for t in model.graph.initializer if t.data_type != onnx.TensorProto.INT64}
+    assert onnx.TensorProto.FLOAT16 in floats
+    assert all(
+        len(t.dims) < 2 or t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer
+    )
+    x = rng.normal(size=(6, 3)).astype(np.float16)  # rows t*N + n: N = 6 -> T = 1
+    (direct,) = ort.InferenceSession(model.SerializeToString()).run(None, {"input": x})
+    assert direct.dtype == np.float16
+    h = np.tanh(x.astype(np.float64) @ w_dense)[:, :, None]  # [N, 3, 1]
+    h = oracle.lstm(h, *(p.array for p in params))
+    expected = oracle.softmax(np.einsum("nct,co->not", h, w_out) + b_out[None, :, None], axis=1)
+    oracle.close(direct, expected, rtol=1e-2, atol=1e-2)
+    (reference,) = ReferenceEvaluator(model).run(None, {"input": x})
+    oracle.close(reference, direct, rtol=1e-2, atol=1e-2)

@@ -51,7 +51,15 @@ if TYPE_CHECKING:
 
     from omnihub.loaders.dl4j import Dl4jLayer
 
-__all__ = ["NETWORK_INPUTS", "SubgraphBuilder", "reverse_time", "rnn_format", "time_axis"]
+__all__ = [
+    "NETWORK_INPUTS",
+    "FloatView",
+    "SubgraphBuilder",
+    "in_float",
+    "reverse_time",
+    "rnn_format",
+    "time_axis",
+]
 
 
 class SubgraphBuilder(OnnxBuilder):
@@ -71,9 +79,6 @@ class SubgraphBuilder(OnnxBuilder):
     def initializer(self, array: npt.ArrayLike, name: str | None = None) -> str:
         return self.outer.initializer(array, name)
 
-    def scalar(self, value: float) -> str:
-        return self.outer.scalar(value)
-
     def graph(self, inputs: Sequence[str], outputs: Sequence[str]) -> GraphProto:
         """The body graph: rank-2 inputs and outputs of the model's dtype (Scan's per-step
         states and slices here are all ``[N, units]``)."""
@@ -89,6 +94,53 @@ class SubgraphBuilder(OnnxBuilder):
             [helper.make_tensor_value_info(n, etype, [None, None]) for n in inputs],
             [helper.make_tensor_value_info(n, etype, [None, None]) for n in names],
         )
+
+
+class FloatView(OnnxBuilder):
+    """The same graph seen as computing in FLOAT: nodes go to ``outer``'s list, constants are
+    FLOAT, and a weight stored in ``outer``'s dtype is read through a Cast (folded by
+    onnxruntime at load), so the weights stay FLOAT16 initializers, copied once."""
+
+    def __init__(self, outer: OnnxBuilder) -> None:
+        super().__init__(outer.name, "float32")
+        self.outer = outer
+        self.nodes = outer.nodes
+
+    def fresh(self, hint: str = "v") -> str:
+        return self.outer.fresh(hint)
+
+    def reserve(self, name: str) -> str:
+        return self.outer.reserve(name)
+
+    def initializer(self, array: npt.ArrayLike, name: str | None = None) -> str:
+        import numpy as np
+
+        values = np.asarray(array)
+        stored = self.outer.initializer(values, name)
+        if values.dtype == self.outer.dtype:
+            return self.cast(stored, elem_type(self.dtype))
+        return stored
+
+
+def in_float(convert: LayerConverter) -> LayerConverter:
+    """Run ``convert`` in FLOAT when the model is FLOAT16, casting its input and output.
+
+    onnxruntime 1.32 segfaults at session creation when its MatmulTransposeFusion meets a
+    FLOAT16 Transpose with perm [1, 2, 0] or [1, 0, 2] feeding a MatMul -- exactly the
+    layouts a recurrent layer and its neighbours (FeedForwardToRnn, ...) produce. In FLOAT
+    the fusion is fine. (The recurrences are then computed in FLOAT too, as libnd4j's own
+    half-precision LSTM helpers do; results round to half at the layer's output.)
+    """
+
+    def converter(ctx: LayerContext, x: Activations) -> Activations:
+        if ctx.b.dtype.name != "float16":
+            return convert(ctx, x)
+        float_ctx = LayerContext(FloatView(ctx.b), ctx.layer, ctx.params, ctx.batch_size)
+        y = convert(float_ctx, x.with_name(ctx.b.cast(x.name, elem_type("float32"))))
+        return y.with_name(ctx.b.cast(y.name, elem_type(ctx.b.dtype)))
+
+    converter.__doc__ = convert.__doc__
+    return converter
 
 
 # -- layouts ------------------------------------------------------------------------------------
@@ -300,24 +352,28 @@ def _recurrent(
 
 
 @layer_converter("LSTM", accepts="RNN")
+@in_float
 def lstm(ctx: LayerContext, x: Activations) -> Activations:
     """DL4J's LSTM (no peepholes)."""
     return _recurrent(ctx, x, lstm=True, peephole=False)
 
 
 @layer_converter("GravesLSTM", accepts="RNN")
+@in_float
 def graves_lstm(ctx: LayerContext, x: Activations) -> Activations:
     """GravesLSTM: the LSTM with peepholes in RW's last three columns."""
     return _recurrent(ctx, x, lstm=True, peephole=True)
 
 
 @layer_converter("GravesBidirectionalLSTM", accepts="RNN")
+@in_float
 def graves_bidirectional_lstm(ctx: LayerContext, x: Activations) -> Activations:
     """GravesBidirectionalLSTM: forward plus backward peephole LSTM, summed."""
     return _recurrent(ctx, x, lstm=True, peephole=True, bidirectional=True)
 
 
 @layer_converter("SimpleRnn", accepts="RNN")
+@in_float
 def simple_rnn(ctx: LayerContext, x: Activations) -> Activations:
     """SimpleRnn: ``h[t] = act(x[t] W + h[t-1] RW + b)``; layer normalisation unsupported."""
     if ctx.config.get("hasLayerNorm") is True:
@@ -427,6 +483,7 @@ def time_distributed(ctx: LayerContext, x: Activations) -> Activations:
 
 
 @layer_converter("RnnOutputLayer", accepts="RNN")
+@in_float
 def rnn_output(ctx: LayerContext, x: Activations) -> Activations:
     """``activation(x[t] @ W + b)`` at every step, softmax over the features. NCW input is
     multiplied from the left (``W^T @ x``), so no transposes are needed."""
