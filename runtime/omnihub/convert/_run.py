@@ -107,6 +107,28 @@ def _specs(model: onnx.ModelProto) -> tuple[tuple[InputSpec, ...], tuple[str, ..
     return tuple(specs), tuple(o.name for o in model.graph.output)
 
 
+def _disabled_optimizers(model: onnx.ModelProto) -> list[str]:
+    """onnxruntime graph rewrites to skip for this model.
+
+    onnxruntime (seen in 1.32) crashes the process while building a session in which a
+    FLOAT16 ``Transpose`` (perm [1,0,2] or [1,2,0]) feeds a ``MatMul``: its
+    MatmulTransposeFusion rewrite is broken for half precision. Converted HALF networks
+    produce that pattern (FeedForwardToRnn, SameDiff ``permute`` then ``mmul``), so the
+    fusion is skipped for any model holding a FLOAT16 tensor; other models keep every
+    optimisation.
+    """
+    from onnx import TensorProto
+
+    half = TensorProto.FLOAT16
+    graph = model.graph
+    if any(t.data_type == half for t in graph.initializer) or any(
+        v.type.tensor_type.elem_type == half
+        for v in (*graph.input, *graph.output, *graph.value_info)
+    ):
+        return ["MatmulTransposeFusion"]
+    return []
+
+
 class Session:
     """A compiled model: onnxruntime's ``InferenceSession`` or the reference evaluator."""
 
@@ -140,7 +162,9 @@ class Session:
         if ort is not None:
             try:
                 session = ort.InferenceSession(
-                    model.SerializeToString(), providers=["CPUExecutionProvider"]
+                    model.SerializeToString(),
+                    providers=["CPUExecutionProvider"],
+                    disabled_optimizers=_disabled_optimizers(model),
                 )
             except Exception as exc:  # onnxruntime raises its own exception types
                 from omnihub.errors import LoadError
