@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DESIGN_HEADING",
+    "SECTIONS",
     "Result",
     "Target",
     "decide",
@@ -34,6 +35,14 @@ _COMPARE: Mapping[str, Callable[[float, float], bool]] = {
 
 #: The heading of the hand-written part of docs/benchmarks.md, preserved across runs.
 DESIGN_HEADING = "## Design choices"
+
+#: The report's sections, in order, and their headings: the two whole-suite modes, and the
+#: conversion group run alone (``run.py --only convert``).
+SECTIONS: Mapping[str, str] = {
+    "full": "full mode",
+    "quick": "quick mode",
+    "convert": "conversion and inference alone (issue 13)",
+}
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,7 @@ def render_section(
     passed = sum(1 for r in results if r.passed)
     lines = [
         _marker(mode, "start"),
-        f"## Results: {mode} mode",
+        f"## Results: {SECTIONS.get(mode, mode + ' mode')}",
         "",
         f"`{command}` -- {passed} of {len(results)} PASS.",
         "",
@@ -202,12 +211,12 @@ def render_section(
 def update_report(existing: str, section: str, mode: str, preamble: str, design: str) -> str:
     """Return docs/benchmarks.md with ``section`` (for ``mode``) replaced or added.
 
-    Kept from ``existing``: the other mode's section and everything from
+    Kept from ``existing``: the other sections (:data:`SECTIONS`) and everything from
     :data:`DESIGN_HEADING` on (others extend it by hand). ``preamble`` (title and how to run)
     is always rewritten; ``design`` is used only when ``existing`` has no design section yet.
     """
     sections: dict[str, str] = {}
-    for other in ("full", "quick"):
+    for other in SECTIONS:
         pattern = re.compile(
             re.escape(_marker(other, "start")) + r".*?" + re.escape(_marker(other, "end")) + "\n?",
             re.DOTALL,
@@ -221,6 +230,6 @@ def update_report(existing: str, section: str, mode: str, preamble: str, design:
         start = 0
     kept_design = existing[start:].lstrip("\n") if start >= 0 else design
     parts = [preamble.rstrip("\n") + "\n"]
-    parts += [sections[m] for m in ("full", "quick") if m in sections]
+    parts += [sections[m] for m in SECTIONS if m in sections]
     parts.append(kept_design.rstrip("\n") + "\n")
     return "\n".join(parts)

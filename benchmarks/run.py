@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/run.py           # full mode (several minutes)
     .venv/bin/python benchmarks/run.py --quick   # smaller files, no 100k compile (< 1 min)
+    .venv/bin/python benchmarks/run.py --only convert   # issue 13's group, its own section
 
 Each benchmark prints ``<name>: ours=<x> baseline=<y> ratio=<r> target=<t> PASS|FAIL`` on
 stdout (progress goes to stderr). The exit status is 0 when every line PASSes, else 1.
@@ -26,7 +27,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_cache, bench_compile, bench_download, bench_import
+from benchmarks import bench_cache, bench_compile, bench_convert, bench_download, bench_import
 from benchmarks.harness import DESIGN_HEADING, Result, Target, format_line, render_section
 from benchmarks.harness import update_report as merge_report
 from benchmarks.servers import Nginx, ToolError, ensure_tools
@@ -34,7 +35,7 @@ from benchmarks.workload import REPO, remove, scratch_dir
 
 __all__ = ["machine_info", "main"]
 
-GROUPS = ("compile", "import", "cache", "single", "parallel", "concurrency")
+GROUPS = ("compile", "import", "convert", "cache", "single", "parallel", "concurrency")
 _NETWORK_GROUPS = {"cache", "single", "parallel", "concurrency"}
 _TOOLS = ("nginx", "curl", "aria2c")
 
@@ -55,6 +56,25 @@ _WHAT = (
         "`from omnihub_generated.<ns> import <fn>` (10,000 models; the bare import is in the "
         "notes), timed inside fresh interpreters, median",
         "`python -c pass` wall time",
+    ),
+    (
+        "convert_largest_shared / convert_50_layers",
+        "`to_onnx()` of the largest model file in ../shared/data (every other one in the notes) "
+        "and of a synthetic 50-layer MultiLayerNetwork (Dense, BatchNormalization, Activation, "
+        "Dropout in turn), in a child, after one warm-up "
+        "conversion, median of interleaved rounds",
+        "loading the same file (the loader alone), in the same rounds",
+    ),
+    (
+        "output_vs_onnxruntime",
+        "`output()` per call (batch 32) on the largest shared model that runs",
+        "`onnxruntime.InferenceSession.run` on the same ONNX bytes, alternating",
+    ),
+    (
+        "convert_peak_rss",
+        "peak RSS of a child converting a ~100 MB synthetic network (high-water mark reset "
+        "after loading); target 2x params + 100 MiB",
+        "the child's RSS with the model loaded, just before `to_onnx()`",
     ),
     (
         "cache_hit_call",
@@ -85,19 +105,22 @@ _WHAT = (
 PREAMBLE_TEMPLATE = """\
 # Benchmarks
 
-The performance targets of issue 5, measured by `benchmarks/` against baselines measured in the
+The performance targets of issues 5 (downloads, compile, import) and 13 (running models:
+conversion to ONNX, `output()`), measured by `benchmarks/` against baselines measured in the
 same run. Run from the repository root:
 
 ```
 .venv/bin/python benchmarks/run.py --quick   # under a minute: smaller files, no 100k compile
 .venv/bin/python benchmarks/run.py           # full mode: 1 GiB downloads, 100,000-model compile
+.venv/bin/python benchmarks/run.py --only convert   # conversion and inference alone (issue 13)
 ```
 
 Each benchmark prints `<name>: ours=<x> baseline=<y> ratio=<r> target=<t> PASS|FAIL`, where
 ratio = ours / baseline and the target applies to ours (absolute) or to the ratio. The suite
-rewrites the section of its mode below (the other mode's section and the design choices are
-kept). nginx, curl and aria2c are installed from Debian's packages when missing; nginx runs
-privately on 127.0.0.1 (config, logs and pid in a temporary directory) and is stopped at the end.
+rewrites the section of its mode below (the other sections and the design choices are kept;
+`--only convert` has a section of its own, the other `--only` runs write nothing). nginx, curl
+and aria2c are installed from Debian's packages when missing; nginx runs privately on 127.0.0.1
+(config, logs and pid in a temporary directory) and is stopped at the end.
 Everything the suite writes goes to `benchmarks/_work/` (gitignored).
 
 {table}
@@ -252,6 +275,7 @@ def run_suite(quick: bool, groups: Sequence[str], lines: list[str]) -> list[Resu
 
     step("compile", lambda: bench_compile.run(quick))
     step("import", lambda: bench_import.run(quick))
+    step("convert", lambda: bench_convert.run(quick))
     if not _NETWORK_GROUPS.intersection(groups):
         return results
     nginx: Nginx | None = None
@@ -304,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only",
         action="append",
         choices=GROUPS,
-        help="run only this group (repeatable); the report is then not written",
+        help="run only this group (repeatable); the report is then not written, except for"
+        " --only convert, which has a section of its own",
     )
     parser.add_argument(
         "--report",
@@ -322,8 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_suite(args.quick, groups, lines)
     machine["load average at end (1/5/15 min)"] = _load()
     machine["suite wall time"] = f"{time.perf_counter() - started:.0f} s"
-    if not args.no_report and not args.only:
+    alone = args.only is not None and set(args.only) == {"convert"}
+    if not args.no_report and (not args.only or alone):
+        mode = "convert" if alone else mode
         command = ".venv/bin/python benchmarks/run.py" + (" --quick" if args.quick else "")
+        command += " --only convert" if alone else ""
         write_report(args.report, mode, results, machine=machine, command=command, lines=lines)
         print(f"wrote {args.report}", file=sys.stderr)
     return 0 if results and all(r.passed for r in results) else 1

@@ -297,3 +297,20 @@ def test_raw_model_spec_compiles_to_the_served_model_last(tmp_path: Path) -> Non
     assert served[0]["size"] == test.size
     assert served[0]["format"] == "raw"
     assert max(m["python_name"] for m in models) == served[0]["python_name"]
+
+
+def test_the_convert_section_sits_after_the_modes_and_survives_their_runs() -> None:
+    design = f"{DESIGN_HEADING}\n\ntext\n"
+    convert = _section("convert", [_result(ours=0.5)])
+    assert "## Results: conversion and inference alone (issue 13)" in convert
+    first = update_report("", convert, "convert", "# B\n", design)
+    full = _section("full", [_result(ours=3.0)])
+    second = update_report(first, full, "full", "# B\n", design)
+    assert "ours=0.5s" in second
+    assert second.index("## Results: full mode") < second.index("## Results: conversion")
+    assert second.index("## Results: conversion") < second.index(DESIGN_HEADING)
+    again = _section("convert", [_result(ours=0.75)])
+    third = update_report(second, again, "convert", "# B\n", design)
+    assert "ours=0.5s" not in third
+    assert "ours=0.75s" in third
+    assert "ours=3s" in third

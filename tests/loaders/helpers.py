@@ -81,6 +81,11 @@ class Node:
     op_name: str
     inputs: tuple[tuple[int, int], ...]
     outputs: tuple[str, ...]
+    float_args: tuple[float, ...] = ()  # extraParams (tArgs)
+    int_args: tuple[int, ...] = ()  # extraInteger (iArgs)
+    bool_args: tuple[bool, ...] = ()  # extraBools (bArgs)
+    dimensions: tuple[int, ...] = ()
+    dtype_args: tuple[int, ...] = ()  # extraTypes (dArgs), DType codes
 
 
 def _shape_info(shape: Sequence[int], order: str) -> list[int]:
@@ -104,10 +109,7 @@ def _vector_of_offsets(builder: Any, offsets: Sequence[int]) -> int:
 
 
 def _vector_of_longs(builder: Any, values: Sequence[int]) -> int:
-    builder.StartVector(8, len(values), 8)
-    for v in reversed(values):
-        builder.PrependInt64(v)
-    return int(builder.EndVector())
+    return _scalars(builder, values, 8, "PrependInt64")
 
 
 def _int_pair(builder: Any, first: int, second: int) -> int:
@@ -135,6 +137,31 @@ def _flat_array(builder: Any, var: Var) -> int | None:
     builder.PrependInt8Slot(2, var.dtype_code, 0)
     builder.PrependInt8Slot(3, 1 if var.big_endian else 0, 0)
     return int(builder.EndObject())
+
+
+def _scalars(builder: Any, values: Sequence[Any], size: int, prepend: str) -> int:
+    """A vector of scalars, ``prepend`` naming the builder method (e.g. ``PrependBool``)."""
+    builder.StartVector(size, len(values), size)
+    for value in reversed(values):
+        getattr(builder, prepend)(value)
+    return int(builder.EndVector())
+
+
+def _node_args(builder: Any, node: Node) -> dict[int, int]:
+    """The FlatNode argument vectors (slot -> offset): tArgs 8, iArgs 9, bArgs 10, dims 11,
+    dArgs 22."""
+    vectors = (
+        (8, node.float_args, 8, "PrependFloat64"),
+        (9, node.int_args, 8, "PrependInt64"),
+        (10, node.bool_args, 1, "PrependBool"),
+        (11, node.dimensions, 4, "PrependInt32"),
+        (22, node.dtype_args, 1, "PrependInt8"),
+    )
+    return {
+        slot: _scalars(builder, values, size, prepend)
+        for slot, values, size, prepend in vectors
+        if values
+    }
 
 
 def build_flatgraph(
@@ -172,7 +199,10 @@ def build_flatgraph(
         op_name = builder.CreateString(node.op_name)
         pairs = _vector_of_offsets(builder, [_int_pair(builder, a, b) for a, b in node.inputs])
         outs = _vector_of_offsets(builder, [builder.CreateString(o) for o in node.outputs])
+        args = _node_args(builder, node)
         builder.StartObject(24)
+        for slot, offset in args.items():
+            builder.PrependUOffsetTRelativeSlot(slot, offset, 0)
         builder.PrependInt32Slot(0, node.node_id, 0)
         builder.PrependUOffsetTRelativeSlot(1, name, 0)
         builder.PrependInt8Slot(2, 21, 0)

@@ -332,3 +332,86 @@ def test_the_lock_module_does_not_import_logging() -> None:
     code = "import sys, omnihub.locking; print('logging' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+#: What the ten-second path must not import: the inference stack (issue 13).
+INFERENCE_STACK = ("onnx", "onnxruntime", "omnihub.convert")
+
+# In the child: import the generated namespaces, then load a real SameDiff file through the
+# generated function and a real DL4J network through ``omnihub.load`` (both cache hits),
+# touching their fields; report which inference modules each step imported.
+_INFERENCE_CHILD = """
+import json, sys
+heavy = {heavy!r}
+def imported():
+    return sorted(m for m in heavy if m in sys.modules)
+import omnihub_generated.samediff as samediff
+import omnihub_generated.dl4j
+after_import = imported()
+numpy_on_import = "numpy" in sys.modules
+graph = samediff.resnet18()
+import omnihub
+network = omnihub.load(omnihub.Criteria(package="lightzoo", name="iris"))
+table = network.param_table()
+print(json.dumps({{
+    "import": after_import,
+    "numpy_on_import": numpy_on_import,
+    "hit": imported(),
+    "types": [type(graph).__name__, type(network).__name__],
+    "ops": len(graph.ops),
+    "params": sum(int(a.size) for a in table.values()),
+}}))
+"""
+
+
+def _publish_cached(home: Path, framework: str, file: str, data: bytes) -> None:
+    """Put ``data`` in the cache as ``<framework>/<file>`` with a first-use record."""
+    import hashlib
+
+    from omnihub.cache import Record, write_record
+
+    target = home / framework / file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    write_record(target, Record(len(data), target.stat().st_mtime_ns, digest, "first-use"))
+
+
+def test_generated_import_and_cache_hits_do_not_import_onnx(tmp_path: Path) -> None:
+    """``import omnihub_generated.samediff`` and cache hits never load the inference stack."""
+    from omnihub._enums import Format, Framework, ModelType
+
+    from tests.cli.zoo import entry, pinned, write_catalog
+    from tests.loaders.helpers import shared_dir
+    from tests.runtime.helpers import child_env
+
+    samediff_data = (
+        shared_dir("samediff") / "MLPMoonSD_Model_RANDOM_INIT_UNTRAINED.fb"
+    ).read_bytes()
+    dl4j_data = (shared_dir("dl4j") / "trained_iris_model.zip").read_bytes()
+    home, site = tmp_path / "home", tmp_path / "site"
+    _publish_cached(home, "samediff", "resnet18.fb", samediff_data)
+    _publish_cached(home, "dl4j", "iris.zip", dl4j_data)
+    iris = entry(
+        "iris",
+        "lightzoo",
+        framework=Framework.DL4J,
+        format=Format.DL4J,
+        model_type=ModelType.SEQUENTIAL,
+        file="iris.zip",
+    )
+    write_catalog(site, "lightzoo", [pinned(iris, dl4j_data)])
+    code = _INFERENCE_CHILD.format(heavy=INFERENCE_STACK)
+    env = child_env({"OMNIHUB_HOME": str(home), "OMNIHUB_URL": "http://127.0.0.1:9/none"})
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(site)])
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["types"] == ["SameDiffGraph", "MultiLayerNetwork"]
+    assert report["ops"] > 0
+    assert report["params"] == 39  # the real iris network: 4-3-3-3
+    assert report["import"] == []
+    assert report["numpy_on_import"] is False
+    assert report["hit"] == []

@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 __all__ = ["EPILOG", "ExitCode", "build_parser", "error_line", "exit_code_for", "main"]
 
@@ -118,7 +119,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = _command(commands, "info", "_models:cmd_info", "show everything about one model")
     info.add_argument("name", metavar="NAME")
+    info.add_argument(
+        "--convert",
+        action="store_true",
+        help="also load the cached file and convert it to ONNX, to check that it can run",
+    )
     _add_json(info)
+
+    run = _command(
+        commands,
+        "run",
+        "_run:cmd_run",
+        "predict with a DL4J, SameDiff or ONNX model on .npy inputs (needs omnihub[run])",
+    )
+    run.add_argument("name", metavar="NAME")
+    run.add_argument(
+        "-i",
+        "--input",
+        dest="inputs",
+        metavar="[NAME=]FILE.npy",
+        action="append",
+        default=[],
+        type=_input,
+        help="an input array (repeatable; NAME= for a graph's inputs or SameDiff placeholders)",
+    )
+    run.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.npy",
+        type=Path,
+        help="save the result here (several outputs: OUT.npz keyed by name) instead of printing",
+    )
+    run.add_argument(
+        "--outputs",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="compute only these outputs / SameDiff variables (repeatable; default: all)",
+    )
+    run.add_argument("--onnx", metavar="OUT.onnx", type=Path, help="also export the ONNX model")
+    _add_json(run)
 
     download = _command(
         commands, "download", "_download:cmd_download", "download and verify models"
@@ -231,6 +271,12 @@ def _size(text: str) -> int:
         return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _input(text: str) -> object:
+    from omnihub.cli._arrays import parse_input
+
+    return parse_input(text)
 
 
 def _positive_int(text: str) -> int:

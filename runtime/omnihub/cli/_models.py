@@ -67,7 +67,7 @@ def _with_warning(data: dict[str, Any], entry: ModelEntry) -> dict[str, Any]:
     return data if note is None else {**data, "warning": note}
 
 
-def _info_rows(entry: ModelEntry) -> list[tuple[str, str]]:
+def _info_rows(entry: ModelEntry, convert: bool = False) -> list[tuple[str, str]]:
     rows = [
         ("name", qualified_name(entry)),
         ("spec name", entry.name),
@@ -94,6 +94,11 @@ def _info_rows(entry: ModelEntry) -> list[tuple[str, str]]:
         rows.append(("tags", ", ".join(entry.tags)))
     rows += [(f"metadata.{key}", str(value)) for key, value in sorted(entry.metadata.items())]
     rows.append(("cache", _cache_state(entry)))
+    rows.append(("runnable", _runnable(entry)[1]))
+    if convert:
+        from omnihub.cli._run import converts
+
+        rows.append(("converts", converts(entry)[1]))
     rows.append(("python", f"from omnihub_generated.{entry.package} import {entry.python_name}"))
     return rows
 
@@ -125,13 +130,30 @@ def _cache_state(entry: ModelEntry) -> str:
     return f"not cached (would be {path})"
 
 
+def _runnable(entry: ModelEntry) -> tuple[bool, str]:
+    """Whether ``omnihub run`` can execute the model (format and installed libraries only)."""
+    from omnihub.cli._run import runnable
+
+    return runnable(entry)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """Show every catalogue field of one model, and how to load it from Python."""
     entry = resolve_one(args.name)
     if args.json:
-        print_json(_with_warning({**entry_to_json(entry), "cache": _cache_state(entry)}, entry))
+        ok, how = _runnable(entry)
+        extra: dict[str, object] = {
+            "cache": _cache_state(entry),
+            "runnable": ok,
+            "runnable_how": how,
+        }
+        if args.convert:
+            from omnihub.cli._run import converts
+
+            extra["converts"], extra["converts_how"] = converts(entry)
+        print_json(_with_warning({**entry_to_json(entry), **extra}, entry))
         return ExitCode.OK
-    rows = _info_rows(entry)
+    rows = _info_rows(entry, args.convert)
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         sys.stdout.write(f"{key.ljust(width)}  {value}\n")

@@ -5,8 +5,11 @@ The demo builds a tiny zoo in a directory of its own -- an ONNX classifier made 
 ``MultiLayerNetwork`` zip written byte by byte -- serves it as a
 ``file://`` ``OMNIHUB_URL``, installs a compiled catalogue for it, and then goes through the
 real runtime exactly as a user would: search with :class:`omnihub.Criteria`, download with
-a progress bar (verified against the pinned sha256), load, and print what was loaded. A
-second load shows the cache hit. Nothing touches the network.
+a progress bar (verified against the pinned sha256), load, print what was loaded, and
+predict the species of three iris flowers with each model (``net.output(x)``,
+``sd.output({...})``, onnxruntime). The models are not trained: their weights are set by hand
+to a known decision tree (:mod:`omnihub.demo._iris`), so the demo checks every answer and
+fails if one is wrong. A second load shows the cache hit. Nothing touches the network.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
@@ -25,6 +28,7 @@ from typing import Any, TextIO
 
 from omnihub._enums import Format, Framework, ModelType
 from omnihub.catalog import CATALOG_FILENAME, Catalog, ModelEntry, catalog_to_json
+from omnihub.demo._iris import CLASSES, FLOWERS, decision_tree
 from omnihub.search import GENERATED_ROOT
 
 __all__ = ["DEMO_PACKAGE", "build_zoo", "demo", "main", "run_demo"]
@@ -32,8 +36,8 @@ __all__ = ["DEMO_PACKAGE", "build_zoo", "demo", "main", "run_demo"]
 #: The generated package the demo installs its catalogue as.
 DEMO_PACKAGE = "omnihub_demo"
 
-#: A sample input for both classifiers: the first iris flower (sepal/petal length/width, cm).
-_SAMPLE = (5.1, 3.5, 1.4, 0.2)
+#: Said wherever the demo models are described: they are not trained.
+_UNTRAINED = "hand-set weights (not trained) implementing the two-split iris decision tree"
 
 
 def _pinned(entry: ModelEntry, path: Path) -> ModelEntry:
@@ -70,7 +74,7 @@ def build_zoo(root: Path) -> list[ModelEntry]:
             framework=Framework.ONNX,
             model_type=ModelType.COMP_GRAPH,
             format=Format.ONNX,
-            documentation="A 4-16-3 iris classifier, built by the demo with onnx.helper.",
+            documentation=f"A 4-2-3 iris classifier built with onnx.helper: {_UNTRAINED}.",
             file="demo/iris_mlp.onnx",
             tags=("demo", "tabular"),
             license="Apache-2.0",
@@ -87,7 +91,7 @@ def build_zoo(root: Path) -> list[ModelEntry]:
             framework=Framework.SAMEDIFF,
             model_type=ModelType.SAMEDIFF_PIPELINE,
             format=Format.SAMEDIFF,
-            documentation="A 4-12-3 SameDiff FlatGraph, written by the demo with flatbuffers.",
+            documentation=f"A 4-2-3 SameDiff FlatGraph written with flatbuffers: {_UNTRAINED}.",
             file="demo/iris_mlp.fb",
             tags=("demo", "tabular"),
             license="Apache-2.0",
@@ -103,7 +107,7 @@ def build_zoo(root: Path) -> list[ModelEntry]:
         framework=Framework.DL4J,
         model_type=ModelType.SEQUENTIAL,
         format=Format.DL4J,
-        documentation="A 4-8-3 DL4J MultiLayerNetwork, written by the demo byte by byte.",
+        documentation=f"A 4-2-3 DL4J MultiLayerNetwork written byte by byte: {_UNTRAINED}.",
         file="demo/iris_mlp.zip",
         tags=("demo", "tabular"),
         license="Apache-2.0",
@@ -132,7 +136,12 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def _summarize_onnx(model: Any, out: TextIO) -> None:
+def _can_run() -> bool:
+    """Whether the ``run`` extra (numpy, onnx) is installed, so the models can predict."""
+    return find_spec("numpy") is not None and find_spec("onnx") is not None
+
+
+def _summarize_onnx(model: Any, out: TextIO) -> Callable[[Any], Any]:
     graph = model.graph
     ops = " -> ".join(node.op_type for node in graph.node)
     params = sum(_size(init.dims) for init in graph.initializer)
@@ -141,18 +150,23 @@ def _summarize_onnx(model: Any, out: TextIO) -> None:
         f"    inputs {[i.name for i in graph.input]}, outputs {[o.name for o in graph.output]}\n"
     )
     out.write(f"    {len(graph.node)} nodes: {ops}; {params} parameters\n")
-    if find_spec("numpy") is None:
-        return
-    import numpy as np
+    if find_spec("onnxruntime") is not None:
+        import importlib
+
+        onnxruntime = importlib.import_module("onnxruntime")
+        session = onnxruntime.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        out.write("    predicting with onnxruntime.InferenceSession(...).run(None, {'x': x}):\n")
+        return lambda x: session.run(None, {"x": x})[0]
     from onnx.reference import ReferenceEvaluator
 
-    (probabilities,) = ReferenceEvaluator(model).run(
-        None, {"x": np.array([_SAMPLE], dtype=np.float32)}
-    )
-    out.write(f"    run on {list(_SAMPLE)}: class probabilities {_rounded(probabilities[0])}\n")
+    evaluator: Any = ReferenceEvaluator(model)
+    out.write("    predicting with onnx.reference.ReferenceEvaluator (onnxruntime missing):\n")
+    return lambda x: evaluator.run(None, {"x": x})[0]
 
 
-def _summarize_dl4j(network: Any, out: TextIO) -> None:
+def _summarize_dl4j(network: Any, out: TextIO) -> Callable[[Any], Any]:
     out.write(
         f"    {type(network).__name__}: {len(network.layers)} layers, "
         f"{network.param_count} parameters ({network.params_data_type})\n"
@@ -162,19 +176,12 @@ def _summarize_dl4j(network: Any, out: TextIO) -> None:
             f"      layer {layer.name} {layer.layer_name or ''!s:8} {layer.type:12} "
             f"nIn={layer.n_in} nOut={layer.n_out}\n"
         )
-    import numpy as np
-
-    table = network.param_table()
-    hidden = np.maximum(np.array(_SAMPLE) @ table["0_W"] + table["0_b"], 0.0)
-    logits = hidden @ table["1_W"] + table["1_b"]
-    exp = np.exp(logits - logits.max())
-    out.write(
-        f"    forward pass (numpy, from the loaded weights) on {list(_SAMPLE)}: "
-        f"class probabilities {_rounded(exp / exp.sum())}\n"
-    )
+    out.write("    predicting with net.output(x) (converted to ONNX, run by onnxruntime):\n")
+    predict: Callable[[Any], Any] = network.output
+    return predict
 
 
-def _summarize_samediff(graph: Any, out: TextIO) -> None:
+def _summarize_samediff(graph: Any, out: TextIO) -> Callable[[Any], Any]:
     weights = graph.weights
     params = sum(int(array.size) for array in weights.values())
     ops = " -> ".join(op.op_name for op in graph.ops)
@@ -184,34 +191,29 @@ def _summarize_samediff(graph: Any, out: TextIO) -> None:
     )
     out.write(f"    placeholders {list(graph.placeholders)}, outputs {list(graph.outputs)}\n")
     out.write(f"    ops: {ops}\n")
-    (probabilities,) = _run_graph(graph, {"input": [_SAMPLE]})
     out.write(
-        f"    ran its ops with numpy on {list(_SAMPLE)}: "
-        f"class probabilities {_rounded(probabilities[0])}\n"
+        "    predicting with sd.output({'input': x}) (converted to ONNX, run by onnxruntime):\n"
     )
+    return lambda x: graph.output({"input": x})["probabilities"]
 
 
-def _run_graph(graph: Any, feeds: dict[str, Any]) -> list[Any]:
-    """Execute a graph made of mmul/add/relu/softmax ops with numpy (enough for the demo)."""
+def _predict(predict: Callable[[Any], Any], out: TextIO) -> bool:
+    """Classify the demo flowers; print each answer against the known one; all right?"""
     import numpy as np
 
-    values = {name: np.asarray(value, dtype=np.float32) for name, value in feeds.items()}
-    values.update(graph.arrays)
-    for op in graph.ops:
-        args = [values[name] for name in op.inputs]
-        if op.op_name == "mmul":
-            result = args[0] @ args[1]
-        elif op.op_name == "add":
-            result = args[0] + args[1]
-        elif op.op_name == "relu":
-            result = np.maximum(args[0], 0.0)
-        elif op.op_name == "softmax":
-            shifted = np.exp(args[0] - args[0].max(axis=-1, keepdims=True))
-            result = shifted / shifted.sum(axis=-1, keepdims=True)
-        else:
-            raise NotImplementedError(f"the demo cannot run op {op.op_name!r}")
-        values[op.outputs[0]] = result
-    return [values[name] for name in graph.outputs]
+    features = np.array([flower for flower, _ in FLOWERS], dtype=np.float32)
+    probabilities = np.asarray(predict(features))
+    right = True
+    for (flower, species), row in zip(FLOWERS, probabilities, strict=True):
+        answer = CLASSES[int(np.argmax(row))]
+        expected = decision_tree(flower)
+        verdict = "right" if answer == expected == species else "WRONG"
+        right = right and verdict == "right"
+        out.write(
+            f"      {list(flower)} -> {answer:10} (probabilities {_rounded(row)};"
+            f" expected {expected}, the flower is {species}) {verdict}\n"
+        )
+    return right
 
 
 def _size(dims: Sequence[int]) -> int:
@@ -280,18 +282,28 @@ def run_demo(root: Path, out: TextIO = sys.stdout) -> int:
             _done, failed = download_entries(found, force=False, jobs=2, progress=True)
             if failed:
                 return 1
-            out.write("\n5. loading each with omnihub.load(Criteria(...)):\n")
+            out.write(
+                "\n5. loading each with omnihub.load(Criteria(...)) and classifying three iris"
+                " flowers\n   (the models are not trained: their weights are set by hand to a"
+                " known decision tree,\n   petal length < 2.45 cm: setosa; else petal width"
+                " < 1.75 cm: versicolor; else virginica):\n"
+            )
+            wrong: list[str] = []
             for entry in found:
                 started = time.perf_counter()
                 model = omnihub.load(omnihub.Criteria(package=DEMO_PACKAGE, name=entry.name))
                 elapsed = (time.perf_counter() - started) * 1000
                 out.write(f"  {entry.name} ({elapsed:.0f} ms):\n")
                 if entry.format is Format.ONNX:
-                    _summarize_onnx(model, out)
+                    predict = _summarize_onnx(model, out)
                 elif entry.format is Format.SAMEDIFF:
-                    _summarize_samediff(model, out)
+                    predict = _summarize_samediff(model, out)
                 else:
-                    _summarize_dl4j(model, out)
+                    predict = _summarize_dl4j(model, out)
+                if not _can_run():
+                    out.write("    (pip install 'omnihub[run]' to predict with it)\n")
+                elif not _predict(predict, out):
+                    wrong.append(entry.name)
             out.write(
                 "\n6. a second load is a cache hit: one stat, no copy, no hashing, no network:\n"
             )
@@ -300,11 +312,29 @@ def run_demo(root: Path, out: TextIO = sys.stdout) -> int:
                 out.write(f"     {entry.name} -> {path}\n")
     finally:
         sys.path.remove(str(site))
+    if wrong:
+        out.write(f"\nFAILED: {', '.join(wrong)} did not answer what their weights imply\n")
+        return 1
     out.write(
         "\nnext: `omnihub list`, `omnihub info NAME`, `omnihub cache ls`, `omnihub doctor`"
-        " (with the exports above to see the demo's zoo); see docs/cli.md\n"
+        " (with the exports above to see the demo's zoo; `omnihub demo --dir DIR` keeps it);"
+        " see docs/cli.md\n"
     )
+    if _can_run():
+        flowers = _write_flowers(root / "flowers.npy")
+        out.write(
+            f"and predict from the command line: `omnihub run {DEMO_PACKAGE}.iris_mlp_dl4j"
+            f" --input {flowers}`; see docs/inference.md\n"
+        )
     return 0
+
+
+def _write_flowers(path: Path) -> Path:
+    """Save the demo flowers as a ``float32`` ``.npy`` batch, for ``omnihub run``."""
+    import numpy as np
+
+    np.save(path, np.array([flower for flower, _ in FLOWERS], dtype=np.float32))
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -107,10 +107,17 @@ def _node(builder: Any, node_id: int, op: str, inputs: Sequence[int], output: st
     return int(builder.EndObject())
 
 
-def write_samediff_mlp(path: Path, layers: tuple[int, int, int], weights: Sequence[float]) -> None:
-    """Write ``input -> mmul -> add -> relu -> mmul -> add -> softmax`` as a FlatGraph.
+def write_samediff_mlp(
+    path: Path,
+    layers: tuple[int, int, int],
+    weights: Sequence[float],
+    *,
+    hidden_op: str = "relu",
+) -> None:
+    """Write ``input -> mmul -> add -> <hidden_op> -> mmul -> add -> softmax`` as a FlatGraph.
 
-    ``weights`` holds w0 (in x hidden), b0, w1 (hidden x out), b1, flattened in C order.
+    ``weights`` holds w0 (in x hidden), b0, w1 (hidden x out), b1, flattened in C order;
+    ``hidden_op`` is a SameDiff op taking one input (``relu``, ``tanh``, ``sigmoid``).
     """
     import flatbuffers
 
@@ -133,7 +140,7 @@ def write_samediff_mlp(path: Path, layers: tuple[int, int, int], weights: Sequen
     ops = [
         ("mmul", ("input", "w0"), "hidden_mmul", hidden),
         ("add", ("hidden_mmul", "b0"), "hidden_add", hidden),
-        ("relu", ("hidden_add",), "hidden", hidden),
+        (hidden_op, ("hidden_add",), "hidden", hidden),
         ("mmul", ("hidden", "w1"), "logits_mmul", n_out),
         ("add", ("logits_mmul", "b1"), "logits", n_out),
         ("softmax", ("logits",), "probabilities", n_out),

@@ -1,64 +1,65 @@
-"""Build the demo's tiny zoo from scratch: an ONNX model and a DL4J ModelSerializer zip.
+"""Build the demo's tiny zoo from scratch: ONNX, SameDiff and DL4J files of one classifier.
 
-Nothing is downloaded or copied: the ONNX file is made with ``onnx.helper`` and the DL4J
-archive is written byte by byte (``configuration.json`` plus ``coefficients.bin`` in the
-big-endian ``Nd4j.write`` layout), so the demo runs on a fresh machine with no network.
-Weights come from a fixed-seed generator, so every run builds identical files.
+Nothing is downloaded or copied: the ONNX file is made with ``onnx.helper``, the SameDiff one
+with ``flatbuffers`` (:mod:`omnihub.demo._samediff`) and the DL4J archive is written byte by
+byte (``configuration.json`` plus ``coefficients.bin`` in the big-endian ``Nd4j.write``
+layout). All three hold the hand-set weights of :mod:`omnihub.demo._iris` (not trained: they
+implement a known decision tree), so every run builds identical files with checkable answers.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import random
 import struct
 import zipfile
 from pathlib import Path
 
+from omnihub.demo._iris import LAYERS, rule_weights
+
 __all__ = [
-    "DL4J_LAYERS",
-    "ONNX_LAYERS",
-    "SAMEDIFF_LAYERS",
+    "dl4j_layer",
+    "flat_weights",
+    "nd4j_row_vector_header",
     "nd4j_write_row_vector",
     "write_dl4j_mlp",
     "write_onnx_mlp",
     "write_samediff_mlp_file",
 ]
 
-#: (inputs, hidden, outputs) of the demo networks: iris-sized classifiers.
-ONNX_LAYERS = (4, 16, 3)
-DL4J_LAYERS = (4, 8, 3)
-SAMEDIFF_LAYERS = (4, 12, 3)
-
 _FLOAT_EXTRAS = 8192  # ND4J's ArrayOptions flag for FLOAT, as Nd4j.write stores it
 _ORDER_C = ord("c")
 
 
-def _weights(count: int, seed: int) -> list[float]:
-    rng = random.Random(seed)
-    return [round(rng.uniform(-1.0, 1.0), 4) for _ in range(count)]
+def flat_weights(order: str) -> list[float]:
+    """w0, b0, w1, b1 of the rule, each matrix flattened in C (``"c"``) or Fortran order."""
+    w0, b0, w1, b1 = rule_weights()
+
+    def flat(matrix: tuple[tuple[float, ...], ...]) -> list[float]:
+        if order == "c":
+            return [value for row in matrix for value in row]
+        return [row[col] for col in range(len(matrix[0])) for row in matrix]
+
+    return [*flat(w0), *b0, *flat(w1), *b1]
 
 
-def write_onnx_mlp(path: Path, *, seed: int = 7) -> None:
-    """Write a 2-layer perceptron (MatMul, Add, Relu, MatMul, Add, Softmax) as ONNX."""
+def write_onnx_mlp(path: Path) -> None:
+    """Write the rule as ONNX: MatMul, Add, Tanh, MatMul, Add, Softmax."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    n_in, hidden, n_out = ONNX_LAYERS
+    n_in, _, n_out = LAYERS
+    w0, b0, w1, b1 = rule_weights()
 
-    def tensor(name: str, shape: tuple[int, ...], offset: int) -> onnx.TensorProto:
-        size = 1
-        for dim in shape:
-            size *= dim
-        values = np.array(_weights(size, seed + offset), dtype=np.float32).reshape(shape)
-        return numpy_helper.from_array(values, name)
+    def tensor(name: str, values: object) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(values, dtype=np.float32), name)
 
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "w1"], ["h0"]),
             helper.make_node("Add", ["h0", "b1"], ["h1"]),
-            helper.make_node("Relu", ["h1"], ["h2"]),
+            helper.make_node("Tanh", ["h1"], ["h2"]),
             helper.make_node("MatMul", ["h2", "w2"], ["o0"]),
             helper.make_node("Add", ["o0", "b2"], ["o1"]),
             helper.make_node("Softmax", ["o1"], ["probabilities"], axis=-1),
@@ -66,13 +67,8 @@ def write_onnx_mlp(path: Path, *, seed: int = 7) -> None:
         "omnihub_demo_mlp",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n_in])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n_out])],
-        initializer=[
-            tensor("w1", (n_in, hidden), 1),
-            tensor("b1", (hidden,), 2),
-            tensor("w2", (hidden, n_out), 3),
-            tensor("b2", (n_out,), 4),
-        ],
-        doc_string="A tiny classifier the omnihub demo builds itself.",
+        initializer=[tensor("w1", w0), tensor("b1", b0), tensor("w2", w1), tensor("b2", b1)],
+        doc_string="The omnihub demo's iris rule (hand-set weights, not trained).",
     )
     model = helper.make_model(
         graph,
@@ -90,10 +86,9 @@ def _utf(text: str) -> bytes:
     return struct.pack(">H", len(raw)) + raw
 
 
-def nd4j_write_row_vector(values: list[float]) -> bytes:
-    """``Nd4j.write`` of a FLOAT row vector ``[1, n]``: shape-info buffer, then data buffer."""
-    n = len(values)
-    shape_info = [2, 1, n, n, 1, _FLOAT_EXTRAS, 1, _ORDER_C]
+def nd4j_row_vector_header(count: int) -> bytes:
+    """What ``Nd4j.write`` puts before the data of a FLOAT row vector ``[1, count]``."""
+    shape_info = [2, 1, count, count, 1, _FLOAT_EXTRAS, 1, _ORDER_C]
     return b"".join(
         [
             _utf("MIXED_DATA_TYPES"),
@@ -101,14 +96,19 @@ def nd4j_write_row_vector(values: list[float]) -> bytes:
             _utf("LONG"),
             struct.pack(f">{len(shape_info)}q", *shape_info),
             _utf("MIXED_DATA_TYPES"),
-            struct.pack(">q", n),
+            struct.pack(">q", count),
             _utf("FLOAT"),
-            struct.pack(f">{n}f", *values),
         ]
     )
 
 
-def _layer(kind: str, n_in: int, n_out: int, activation: str, name: str) -> dict[str, object]:
+def nd4j_write_row_vector(values: list[float]) -> bytes:
+    """``Nd4j.write`` of a FLOAT row vector ``[1, n]``: shape-info buffer, then data buffer."""
+    return nd4j_row_vector_header(len(values)) + struct.pack(f">{len(values)}f", *values)
+
+
+def dl4j_layer(kind: str, n_in: int, n_out: int, activation: str, name: str) -> dict[str, object]:
+    """The 1.0 ``@class`` JSON of a DL4J ``DenseLayer`` or ``OutputLayer`` (NLL loss)."""
     layer: dict[str, object] = {
         "@class": f"org.deeplearning4j.nn.conf.layers.{kind}",
         "activationFn": {"@class": f"org.nd4j.linalg.activations.impl.Activation{activation}"},
@@ -123,37 +123,40 @@ def _layer(kind: str, n_in: int, n_out: int, activation: str, name: str) -> dict
     return layer
 
 
-def write_dl4j_mlp(path: Path, *, seed: int = 11) -> int:
-    """Write a DL4J ``MultiLayerNetwork`` zip (Dense + Output); return its parameter count."""
-    n_in, hidden, n_out = DL4J_LAYERS
+def write_dl4j_mlp(path: Path) -> int:
+    """Write the rule as a DL4J ``MultiLayerNetwork`` zip (Dense + Output); return its size.
+
+    DL4J stores each ``W`` ([nIn, nOut]) in Fortran order inside the flat parameter vector.
+    """
+    n_in, hidden, n_out = LAYERS
     layers = [
-        _layer("DenseLayer", n_in, hidden, "ReLU", "hidden"),
-        _layer("OutputLayer", hidden, n_out, "Softmax", "output"),
+        dl4j_layer("DenseLayer", n_in, hidden, "TanH", "hidden"),
+        dl4j_layer("OutputLayer", hidden, n_out, "Softmax", "output"),
     ]
     configuration = {
         "backpropType": "Standard",
         "confs": [
-            {"dataType": "FLOAT", "layer": layer, "seed": seed, "variables": ["W", "b"]}
+            {"dataType": "FLOAT", "layer": layer, "seed": 42, "variables": ["W", "b"]}
             for layer in layers
         ],
         "dataType": "FLOAT",
         "inputPreProcessors": {},
     }
-    count = n_in * hidden + hidden + hidden * n_out + n_out
+    params = flat_weights("f")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("configuration.json", json.dumps(configuration, indent=2))
-        archive.writestr("coefficients.bin", nd4j_write_row_vector(_weights(count, seed)))
+        archive.writestr("coefficients.bin", nd4j_write_row_vector(params))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer.getvalue())
-    return count
+    return len(params)
 
 
-def write_samediff_mlp_file(path: Path, *, seed: int = 5) -> int:
-    """Write a SameDiff FlatGraph classifier (.fb); return its parameter count."""
+def write_samediff_mlp_file(path: Path) -> int:
+    """Write the rule as a SameDiff FlatGraph (.fb); return its parameter count."""
+    from omnihub.demo._iris import HIDDEN
     from omnihub.demo._samediff import write_samediff_mlp
 
-    n_in, hidden, n_out = SAMEDIFF_LAYERS
-    count = n_in * hidden + hidden + hidden * n_out + n_out
-    write_samediff_mlp(path, SAMEDIFF_LAYERS, _weights(count, seed))
-    return count
+    params = flat_weights("c")
+    write_samediff_mlp(path, LAYERS, params, hidden_op=HIDDEN)
+    return len(params)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LAYER_ALIASES", "ParamLayout", "layer_type_name", "param_layout"]
+__all__ = ["LAYER_ALIASES", "ParamLayout", "inner_layer", "layer_type_name", "param_layout"]
 
 #: One parameter: (name, shape, "c" or "f" element order).
 ParamLayout = tuple[str, tuple[int, ...], str]
@@ -112,10 +112,95 @@ def _lstm(prefix: str, suffix: str, n_in: int, n_out: int, peephole: int) -> lis
     ]
 
 
+def inner_layer(obj: object) -> tuple[str, Mapping[str, Any]] | None:
+    """(type name, body) of a nested layer object (a wrapper's ``fwd``/``underlying``) in either
+    JSON dialect, or None if ``obj`` is not a layer object."""
+    if not isinstance(obj, dict):
+        return None
+    class_name = obj.get("@class")
+    if isinstance(class_name, str):
+        return layer_type_name(class_name), obj
+    if len(obj) == 1:
+        key, body = next(iter(obj.items()))
+        if isinstance(body, dict):
+            return layer_type_name(key), body
+    return None
+
+
+def _nested_layout(obj: object, prefix: str = "") -> list[ParamLayout] | None:
+    inner = inner_layer(obj)
+    layout = None if inner is None else param_layout(*inner)
+    return None if layout is None else [(prefix + n, s, o) for n, s, o in layout]
+
+
+#: Wrappers whose parameters are exactly those of the wrapped ``underlying`` layer.
+_WRAPPERS = frozenset({"LastTimeStep", "MaskZeroLayer", "TimeDistributed"})
+
+
+def _distribution_size(dist: object, n_in: int) -> int | None:
+    """``ReconstructionDistribution.distributionInputSize(nIn)``: parameters per input value."""
+    inner = inner_layer(dist)
+    if inner is None:
+        return None
+    name, body = inner
+    if "composite" in name.lower():
+        sizes, parts = body.get("distributionSizes"), body.get("reconstructionDistributions")
+        if not isinstance(sizes, list) or not isinstance(parts, list) or len(sizes) != len(parts):
+            return None
+        total = 0
+        for size, part in zip(sizes, parts, strict=True):
+            one = _distribution_size(part, size) if isinstance(size, int) else None
+            if one is None:
+                return None
+            total += one
+        return total
+    return 2 * n_in if "gaussian" in name.lower() else n_in
+
+
+def _sizes(value: object) -> list[int] | None:
+    if isinstance(value, list) and value and all(_is_size(n) for n in value):
+        return [int(n) for n in value]
+    return None
+
+
+def _is_size(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _vae(conf: Mapping[str, Any], n_in: int, n_out: int) -> list[ParamLayout] | None:
+    """``VariationalAutoencoderParamInitializer``: encoder, p(z|x) mean and log-variance,
+    decoder, then p(x|z) (its size set by the reconstruction distribution)."""
+    encoder, decoder = _sizes(conf.get("encoderLayerSizes")), _sizes(conf.get("decoderLayerSizes"))
+    n_dist = _distribution_size(conf.get("outputDistribution"), n_in)
+    if encoder is None or decoder is None or n_dist is None:
+        return None
+    layout: list[ParamLayout] = []
+
+    def dense(name: str, fan_in: int, fan_out: int) -> None:
+        layout.extend([(f"{name}W", (fan_in, fan_out), "f"), (f"{name}b", (fan_out,), "c")])
+
+    for i, size in enumerate(encoder):
+        dense(f"e{i}", n_in if i == 0 else encoder[i - 1], size)
+    dense("pZXMean", encoder[-1], n_out)
+    dense("pZXLogStd2", encoder[-1], n_out)
+    for i, size in enumerate(decoder):
+        dense(f"d{i}", n_out if i == 0 else decoder[i - 1], size)
+    dense("pXZ", decoder[-1], n_dist)
+    return layout
+
+
 def param_layout(type_name: str, conf: Mapping[str, Any]) -> list[ParamLayout] | None:
     """The parameters of a built-in layer in storage order, or None if the type is unknown."""
     if type_name in _NO_PARAMS:
         return []
+    if type_name in _WRAPPERS:
+        return _nested_layout(conf.get("underlying"))
+    if type_name == "Bidirectional":  # BidirectionalParamInitializer: forward copy, then backward
+        forward, backward = (
+            _nested_layout(conf.get("fwd"), "f"),
+            _nested_layout(conf.get("bwd"), "b"),
+        )
+        return None if forward is None or backward is None else forward + backward
     n_in, n_out = _int(conf, "nin", "nIn"), _int(conf, "nout", "nOut")
     has_bias = conf.get("hasBias", True) is not False
     bias: list[ParamLayout] = [("b", (n_out or 0,), "c")] if has_bias else []
@@ -138,8 +223,15 @@ def param_layout(type_name: str, conf: Mapping[str, Any]) -> list[ParamLayout] |
             ("RWB", (n_out, 4 * n_out + 3), "f"),
             ("bB", (4 * n_out,), "f"),
         ]
+    if type_name == "VariationalAutoencoder":
+        return _vae(conf, n_in, n_out)
     if type_name == "SimpleRnn":
-        return [("W", (n_in, n_out), "f"), ("RW", (n_out, n_out), "f"), *bias]
+        gains: list[ParamLayout] = (
+            [("gx", (n_out,), "c"), ("gr", (n_out,), "c")]
+            if conf.get("hasLayerNorm") is True
+            else []
+        )
+        return [("W", (n_in, n_out), "f"), ("RW", (n_out, n_out), "f"), *bias, *gains]
     if type_name == "BatchNormalization":
         names = [] if conf.get("lockGammaBeta") is True else ["gamma", "beta"]
         names += ["mean", "log10stdev" if conf.get("useLogStd") is True else "var"]

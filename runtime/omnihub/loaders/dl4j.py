@@ -36,8 +36,10 @@ from omnihub.loaders._zip import SafeZip
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+    import onnx
 
     from omnihub.catalog import ModelEntry
+    from omnihub.convert._run import Session
 
 __all__ = [
     "ComputationGraph",
@@ -102,6 +104,9 @@ class Dl4jNetwork:
     params_allocation_mode: str  # "JAVACPP", "LONG_SHAPE", "MIXED_DATA_TYPES", ...
     updater_state: npt.NDArray[Any] | None = attrs.field(default=None, eq=False, repr=False)
     extra_entries: tuple[str, ...] = ()  # other archive members, never deserialized
+    #: The cached inference session (``omnihub.convert._run.cached_session``): a plain dict
+    #: so that loading imports nothing of the inference stack.
+    _session_slot: dict[str, Any] = attrs.field(init=False, factory=dict, eq=False, repr=False)
 
     @property
     def param_count(self) -> int:
@@ -142,6 +147,29 @@ class Dl4jNetwork:
 class MultiLayerNetwork(Dl4jNetwork):
     """A DL4J ``MultiLayerNetwork``: a stack of layers."""
 
+    def to_onnx(self) -> onnx.ModelProto:
+        """The network as ONNX: input ``"input"``, output ``"output"``, dynamic batch,
+        weights in the file's dtype. :class:`LoadError` lists every unsupported layer."""
+        from omnihub.convert.dl4j import network_to_onnx
+
+        return network_to_onnx(self)
+
+    def output(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
+        """DL4J's ``net.output(x)`` (inference mode): run the converted model on ``x``.
+
+        The session is built on the first call and reused. ``x`` is cast to the network's
+        dtype; a wrong rank or feature size raises :class:`ValueError` naming the expected
+        shape.
+        """
+        session = self._session_slot.get("mln")
+        if session is None:
+            from omnihub.convert._run import cached_session
+
+            session = cached_session(self._session_slot, self.to_onnx, self.path)
+            self._session_slot["mln"] = session
+        result: npt.NDArray[Any] = session.run_one(x)
+        return result
+
 
 @attrs.frozen(kw_only=True)
 class ComputationGraph(Dl4jNetwork):
@@ -150,6 +178,51 @@ class ComputationGraph(Dl4jNetwork):
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     vertices: tuple[Dl4jVertex, ...] = ()  # in topological (parameter) order
+
+    def to_onnx(self) -> onnx.ModelProto:
+        """The graph as ONNX: DL4J's input names, outputs named after the output vertices,
+        dynamic batch, weights in the file's dtype. :class:`LoadError` lists every
+        unsupported layer or vertex."""
+        from omnihub.convert._dl4j_graph import graph_to_onnx
+
+        return graph_to_onnx(self)
+
+    def _graph_session(self) -> Session:
+        """The cached session (built by the first call; kept under its own key so later calls
+        skip the runner's lookup, as MultiLayerNetwork.output does)."""
+        session: Session | None = self._session_slot.get("graph")
+        if session is None:
+            from omnihub.convert._run import cached_session
+
+            session = cached_session(self._session_slot, self.to_onnx, self.path)
+            self._session_slot["graph"] = session
+        return session
+
+    def output(self, *inputs: npt.ArrayLike) -> list[npt.NDArray[Any]]:
+        """DL4J's ``graph.output(inputs...)`` (inference mode): one array per network output.
+
+        Inputs are given in ``self.inputs`` order, cast to the network's dtype; a wrong count,
+        rank or feature size raises :class:`ValueError` naming the expected shape. The session
+        is built on the first call and reused.
+        """
+        if len(inputs) != len(self.inputs):
+            raise ValueError(
+                f"{self.path}: the graph takes {len(self.inputs)} input(s) "
+                f"({', '.join(self.inputs)}), got {len(inputs)}"
+            )
+        session = self._graph_session()
+        if len(inputs) == 1 and len(self.outputs) == 1:
+            return [session.run_one(inputs[0])]
+        return list(session.run(dict(zip(self.inputs, inputs, strict=True))).values())
+
+    def output_single(self, *inputs: npt.ArrayLike) -> npt.NDArray[Any]:
+        """DL4J's ``outputSingle``: the only output (ValueError if the graph has several)."""
+        if len(self.outputs) != 1:
+            raise ValueError(
+                f"{self.path}: output_single needs a graph with one output, this one has "
+                f"{len(self.outputs)} ({', '.join(self.outputs)})"
+            )
+        return self.output(*inputs)[0]
 
 
 # -- configuration -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from omnihub.loaders._sniff import reject_lfs_pointer
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+    import onnx
 
     from omnihub.catalog import ModelEntry
 
@@ -154,6 +155,10 @@ class SameDiffOp:
     dimensions: tuple[int, ...] = ()
     string_args: tuple[str, ...] = ()
     properties: Mapping[str, tuple[object, ...]] = attrs.field(factory=dict)
+    #: A legacy scalar op's scalar operand (e.g. the alpha of ``leakyrelu``), if stored.
+    scalar: npt.NDArray[Any] | None = attrs.field(default=None, eq=False, repr=False)
+    #: dArgs: data type arguments (``sd.graph.DType`` names), e.g. the target of ``cast``.
+    dtype_args: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -176,6 +181,52 @@ class SameDiffGraph:
     loss_variables: tuple[str, ...] = ()
     training_config: Mapping[str, Any] | None = attrs.field(default=None, eq=False)
     updater_state: tuple[UpdaterState, ...] = ()
+    #: Cached inference sessions, one per requested output set: a plain dict so that loading
+    #: imports nothing of the inference stack.
+    _session_slot: dict[str, Any] = attrs.field(init=False, factory=dict, eq=False, repr=False)
+
+    def to_onnx(self, outputs: str | Sequence[str] | None = None) -> onnx.ModelProto:
+        """The graph as ONNX: placeholders -> inputs, weights -> initializers in their dtype,
+        ``outputs`` (default: the graph's outputs, loss variables skipped) -> outputs.
+
+        Only the ops the outputs need are converted; :class:`LoadError` names every
+        unsupported one at once.
+        """
+        from omnihub.convert.samediff import samediff_to_onnx
+
+        return samediff_to_onnx(self, outputs)
+
+    def output(
+        self,
+        placeholders: Mapping[str, npt.ArrayLike],
+        outputs: str | Sequence[str] | None = None,
+    ) -> dict[str, npt.NDArray[Any]]:
+        """SameDiff's ``sd.output(placeholders, outputs)``: ``{variable name: array}``.
+
+        ``outputs=None`` means the graph's outputs (loss variables skipped). Placeholders the
+        outputs do not need (e.g. ``label``) may be given and are ignored. The session for an
+        output set is built on first use and reused.
+        """
+        from omnihub.convert._run import cached_session
+        from omnihub.convert.samediff import default_outputs
+
+        if outputs is None:  # computed once: a cache hit must cost next to nothing
+            names = self._session_slot.get("default outputs")
+            if names is None:
+                names = self._session_slot.setdefault("default outputs", default_outputs(self))
+        else:
+            names = outputs
+        wanted = (names,) if isinstance(names, str) else tuple(names)
+        unknown = [p for p in placeholders if p not in self.placeholders]
+        if unknown:
+            raise ValueError(
+                f"{self.path}: {', '.join(map(repr, unknown))} not a placeholder of the graph "
+                f"(placeholders: {', '.join(self.placeholders)})"
+            )
+        slot = self._session_slot.setdefault("outputs:" + "\x1f".join(wanted), {})
+        session = cached_session(slot, lambda: self.to_onnx(wanted), str(self.path))
+        needed = {spec.name for spec in session.inputs}
+        return session.run({k: v for k, v in placeholders.items() if k in needed})
 
     def variable(self, name: str) -> SameDiffVariable:
         """The variable called ``name`` (KeyError if there is none)."""
@@ -335,6 +386,7 @@ def _read_op(
         inputs.append(names_by_id[key])
     if not inputs:  # older files list plain node ids instead of (node, output) pairs
         inputs = [names_by_id.get((i, 0), str(i)) for i in table.ints(5, "i", "input")]
+    scalar = table.table(18, "scalar")
     outputs = table.strings(15, "outputNames")
     if not outputs:  # older files: the variables whose id is (this node, index)
         outputs = outputs_by_node.get(node_id, ())
@@ -351,6 +403,10 @@ def _read_op(
         dimensions=table.ints(11, "i", "dimensions"),
         string_args=table.strings(23, "extraStrings"),
         properties=dict(_read_properties(p, ctx) for p in table.tables(4, "properties")),
+        scalar=None if scalar is None else _read_array(scalar, ctx),
+        dtype_args=tuple(
+            DTYPE_NAMES.get(code, str(code)) for code in table.ints(22, "b", "extraTypes")
+        ),
     )
 
 
