@@ -12,8 +12,9 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
+from typing import Any
 
-from omnihub._value import defaults, fields
+import attrs
 from omnihub.catalog import Catalog, ModelEntry, catalog_to_json
 
 __all__ = ["catalog_json"]
@@ -23,8 +24,12 @@ _SMALL = 200
 
 def _defaults() -> list[tuple[str, object, bool]]:
     """(name, default value, required) of every ModelEntry field, sorted by name."""
-    given = defaults(ModelEntry)
-    return sorted((name, given.get(name), name not in given) for name in fields(ModelEntry))
+    fields = attrs.fields(ModelEntry)
+    required = {f.name for f in fields if f.default is attrs.NOTHING}
+    # An entry with placeholders for the required fields holds every default (factories run).
+    placeholders: dict[str, Any] = dict.fromkeys(required, "")
+    probe = ModelEntry(**placeholders)
+    return sorted((f.name, getattr(probe, f.name), f.name in required) for f in fields)
 
 
 _DEFAULTS = _defaults()

@@ -33,7 +33,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import attrs
-from omnihub._value import evolve
 from omnihub.catalog import Catalog, ModelEntry
 
 from omnihub_compiler.atomic import replace_file
@@ -189,13 +188,13 @@ def apply_lock(
                 models.append(model)
                 continue
             models.append(
-                evolve(
+                attrs.evolve(
                     model,
                     sha256=model.sha256 if model.sha256 is not None else pinned.sha256,
                     size=model.size if model.size is not None else pinned.size,
                 )
             )
-        result.append(evolve(catalog, models=tuple(models)))
+        result.append(attrs.evolve(catalog, models=tuple(models)))
     return result, errors
 
 

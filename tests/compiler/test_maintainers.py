@@ -17,11 +17,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omnihub._enums import Format, Framework, ModelType
-from omnihub._value import evolve
 from omnihub.catalog import Catalog, ModelEntry, catalog_from_json
 from omnihub_compiler import __version__
 from omnihub_compiler.compile import build_catalogs, compile_spec, render_docs, render_outputs
@@ -552,7 +552,7 @@ def test_apply_lock_spec_wins_lock_fills_conflicts_error(
         assert errors == []
         assert got.sha256 == (spec_sha if spec_sha is not None else pinned.sha256)
         assert got.size == (spec_size if spec_size is not None else pinned.size)
-        assert evolve(got, sha256=spec_sha, size=spec_size) == model
+        assert attrs.evolve(got, sha256=spec_sha, size=spec_size) == model
 
 
 def test_apply_lock_without_lock_is_identity() -> None:

@@ -40,10 +40,10 @@ def _pinned(entry: ModelEntry, path: Path) -> ModelEntry:
     """``entry`` with the sha256 and size of the file just written, as a pinned zoo has."""
     import hashlib
 
-    from omnihub._value import evolve
+    import attrs
 
     data = path.read_bytes()
-    return evolve(entry, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    return attrs.evolve(entry, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
 def build_zoo(root: Path) -> list[ModelEntry]:
