@@ -137,7 +137,8 @@ def _attempt(fn: Callable[[], float]) -> tuple[float | None, str]:
         return None, f"ours: {type(exc).__name__}: {exc}. "
 
 
-def single_stream(nginx: Nginx, tools: Mapping[str, Path], quick: bool) -> list[Result]:
+# A linear measurement script (prepare, run each contender, record): long, not branchy.
+def single_stream(nginx: Nginx, tools: Mapping[str, Path], quick: bool) -> list[Result]:  # noqa: PLR0915
     """download_single_stream (throughput vs curl) and download_peak_rss."""
     mib, repetitions = (256, 3) if quick else (1024, 5)
     test = test_file(mib)
