@@ -14,6 +14,7 @@ nothing is downloaded; omnihub itself comes only from the install under test.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,8 +24,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.slow
 
 USER_CODE = """\
 from omnihub.loaders.samediff import SameDiffGraph
@@ -108,6 +107,7 @@ def _assert_only_the_int_is_wrong(errors: list[str]) -> None:
     assert '"SameDiffGraph"' in errors[0]
 
 
+@pytest.mark.slow
 def test_the_readme_editable_install_is_typed(tmp_path: Path) -> None:
     python = _venv(tmp_path / "venv")
     _pip_install(python, "-e", REPO)
@@ -120,6 +120,7 @@ def test_the_readme_editable_install_is_typed(tmp_path: Path) -> None:
     _assert_only_the_int_is_wrong(errors)
 
 
+@pytest.mark.slow
 def test_a_wheel_install_is_typed(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     generated = tmp_path / "generated"  # setuptools builds in the source tree: use a copy
@@ -147,3 +148,20 @@ def test_a_wheel_install_is_typed(tmp_path: Path) -> None:
     _pip_install(python, *wheels)
     assert _where(python, "omnihub").is_relative_to(tmp_path / "venv")
     _assert_only_the_int_is_wrong(_mypy_errors(python, tmp_path, _clean_env()))
+
+
+def _shell_blocks(markdown: str) -> list[str]:
+    return [b.strip() for b in re.findall(r"```sh\n(.*?)```", markdown, flags=re.DOTALL)]
+
+
+def test_the_readme_install_is_a_plain_editable_install_and_ci_runs_its_test_command() -> None:
+    """What the tests above install is what the README says, and .ci/run runs its test line."""
+    blocks = _shell_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    assert blocks[0] == "pip install -e '.[loaders,compiler]'"  # one plain line, then...
+    assert all("&&" not in b for b in blocks[1:5])  # ...the quick start in separate commands
+    (test_command,) = [b for b in blocks if "pytest" in b]
+    ci_lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    venv, rest = test_command.split(" && ", 1)
+    assert venv == "python3 -m venv .venv"
+    assert "python3 -m venv .venv" in ci_lines
+    assert ci_lines[-1] == rest  # the last step, so pytest's summary closes the run

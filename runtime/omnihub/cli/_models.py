@@ -61,7 +61,7 @@ def _info_rows(entry: ModelEntry) -> list[tuple[str, str]]:
         ("format", entry.format.value),
         ("file", entry.file),
         ("size", format_size(entry.size) if entry.size is None else f"{entry.size} bytes"),
-        ("sha256", entry.sha256 or "- (trusted on first use)"),
+        ("sha256", entry.sha256 or "- (pins on first download)"),
         ("url", entry.url or "-"),
         ("repository", entry.repository or "- (fallback chain)"),
     ]
