@@ -11,7 +11,7 @@ import re
 import threading
 from pathlib import Path
 
-import omnihub.download
+import omnihub.download._http
 import pytest
 from omnihub.cache import read_record
 from omnihub.errors import ConfigurationError, DownloadError, IntegrityError, ModelNotFoundError
@@ -27,7 +27,7 @@ SIZE = 3_000_000
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record backoff delays instead of sleeping (the downloader's own sleep hook)."""
     delays: list[float] = []
-    monkeypatch.setattr(omnihub.download, "sleep", delays.append)
+    monkeypatch.setattr(omnihub.download._http, "pause", delays.append)
     return delays
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -131,26 +130,6 @@ def test_a_cache_hit_imports_nothing_heavy(compiled: Path, tmp_path: Path) -> No
         "sha256": hashlib.sha256(_DATA).hexdigest(),
         "heavy": [],
     }
-
-
-@pytest.mark.skipif(os.name != "posix", reason="the flock audit event is POSIX-only")
-def test_a_waiting_process_imports_nothing_heavy(compiled: Path, tmp_path: Path) -> None:
-    from omnihub.locking import target_lock
-
-    target = tmp_path / "home" / "onnx" / "tiny.bin"
-    target.parent.mkdir(parents=True)
-    with target_lock(target) as held:
-        assert held
-        child = _child(compiled, tmp_path / "home")
-        assert child.stdout is not None
-        first = child.stdout.readline().strip()
-        if first != "waiting":
-            child.kill()
-            pytest.fail(f"child did not wait: {first!r} {child.communicate()[1]}")
-        _publish(target)
-    report = _report(child)
-    assert report["path"] == str(target)
-    assert report["heavy"] == []
 
 
 def test_the_check_sees_a_heavy_import(compiled: Path, tmp_path: Path) -> None:

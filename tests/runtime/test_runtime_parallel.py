@@ -8,8 +8,9 @@ import threading
 import time
 
 import pytest
-from omnihub import _ranged, download
-from omnihub._parallel import plan
+from omnihub import download
+from omnihub.download import _parallel as parallel
+from omnihub.download._parallel import plan
 from omnihub.errors import IntegrityError
 from omnihub.hub import fetch
 
@@ -25,8 +26,8 @@ def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMNIHUB_CONNECTIONS", "4")
     monkeypatch.setenv("OMNIHUB_PARALLEL_MIN_SIZE", "1000000")
     monkeypatch.setenv("OMNIHUB_TEST_ALWAYS_PARALLEL", "1")  # for child processes
-    monkeypatch.setattr(_ranged, "PROBE_SECONDS", 0.0)
-    monkeypatch.setattr(_ranged, "PARALLEL_BELOW", 1 << 62)
+    monkeypatch.setattr(parallel, "WINDOW_SECONDS", 0.0)
+    monkeypatch.setattr(parallel, "PARALLEL_BELOW", 1 << 62)
 
 
 def test_plan_covers_the_file_exactly() -> None:
@@ -54,7 +55,8 @@ def test_slow_stream_switches_to_several_connections(env: Env) -> None:
 
 
 def test_fast_stream_stays_one_stream(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_ranged, "PARALLEL_BELOW", 0)
+    monkeypatch.delenv("OMNIHUB_CONNECTIONS")  # not asked for: parallel only when it pays
+    monkeypatch.setattr(parallel, "PARALLEL_BELOW", 0)
     data = payload(SIZE)
     where = env.publish("model.fb", data)
     assert fetch(entry(data=data)).read_bytes() == data
