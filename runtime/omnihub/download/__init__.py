@@ -38,6 +38,9 @@ __all__ = ["MAX_REDIRECTS", "Transfer", "download"]
 
 logger = logging.getLogger("omnihub")
 
+#: Files smaller than this get no resume record: fetching them again costs less.
+RESUME_MIN = 1 << 20
+
 
 @attrs.frozen
 class Transfer:
@@ -265,7 +268,8 @@ def _receive(
     record = _partial.Resume.of(job.url, response.headers, total)
     if offset == 0:
         _partial.discard(partial)
-        _partial.save(partial, record)
+        if total is None or total >= RESUME_MIN:  # a small file is cheaper to fetch again
+            _partial.save(partial, record)
     fd = _open(partial, append=offset > 0)
     switch = None
     if (
