@@ -122,6 +122,20 @@ def test_retry_after_beyond_the_limit_fails_fast(
     assert sleeps == []
 
 
+def test_the_retry_after_limit_survives_a_later_retry(
+    env: Env, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urllib3 rebuilds its Retry after every attempt: the configured limit must go along."""
+    monkeypatch.setenv("OMNIHUB_RETRY_AFTER_MAX", "5000")
+    data = payload(1000)
+    where = env.publish("model.fb", data)
+    env.server.fault(where, Fault.status(503), Fault.status(503, {"Retry-After": "3600"}))
+    assert fetch(entry(data=data)).read_bytes() == data
+    assert len(sleeps) == 2
+    assert sleeps[1] == 3600.0
+    assert [r.status for r in env.server.requests_for(where)] == [503, 503, 200]
+
+
 @pytest.mark.parametrize(
     ("code", "error"),
     [

@@ -79,6 +79,11 @@ class _Retry(Retry):
 
     limit = 120.0
 
+    def new(self, **kw: Any) -> _Retry:
+        made = super().new(**kw)
+        made.limit = self.limit  # new() rebuilds from the constructor's parameters only
+        return made
+
     def increment(self, *args: Any, **kwargs: Any) -> _Retry:
         response = kwargs.get("response")
         if response is not None and self._retry_after(response) > self.limit:
