@@ -117,19 +117,18 @@ def replace_durably(source: Path, target: Path, *, fsync: bool = True) -> None:
 def atomic_write_text(target: Path, text: str) -> None:
     """Replace ``target`` with ``text`` atomically (records and resume sidecars).
 
-    The temporary file gets an unpredictable name and is created exclusively (``mkstemp``),
-    so a symlink planted by another user of a shared cache is never followed. Not fsynced:
-    losing one of these files in a crash costs a rehash or a restart, never a wrong answer.
+    The temporary file gets an unpredictable name and is created exclusively without
+    following symlinks, so a symlink planted by another user of a shared cache is never
+    followed. Not fsynced: losing one of these files in a crash costs a rehash or a restart,
+    never a wrong answer. Mode 0644 (less the umask): records are shared like their files.
     """
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=layout.TMP)
+    tmp = target.with_name(f"{target.name}.{os.urandom(6).hex()}{layout.TMP}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, 0o644)  # records are shared like the files they describe
-        replace_durably(Path(tmp), target, fsync=False)
+        replace_durably(tmp, target, fsync=False)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
