@@ -173,3 +173,32 @@ def test_a_failing_segment_aborts_the_others_without_waiting_for_their_timeout(
         assert fetch(entry(data=data)).read_bytes() == data
     finally:
         stuck.set()
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_during_a_parallel_download_leaves_no_thread_of_ours(env: Env) -> None:
+    """KeyboardInterrupt in the caller (a notebook's Ctrl-C) while segments are running:
+    every segment and hashing thread is stopped and joined before anything is closed, so
+    none outlives ``fetch`` (and none can write into a descriptor number reused later)."""
+    import signal
+
+    data = payload(SIZE)
+    where = env.publish("model.fb", data)
+    stuck = threading.Event()
+    env.server.fault(where, Fault.none(), Fault.stall(100_000, stuck))
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fetch(entry(data=data))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        stuck.set()
+    assert len(env.server.requests_for(where)) >= 2  # interrupted in the parallel phase
+    assert [t.name for t in threading.enumerate() if t.name.startswith("omnihub-")] == []
+    assert not (env.home / "samediff" / "model.fb").exists()

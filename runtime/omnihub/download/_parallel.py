@@ -218,8 +218,13 @@ def run(
     work = [(seg, first if i == 0 else None) for i, seg in enumerate(segments)]
     threads = [threading.Thread(target=state.hash_prefix, name="omnihub-hash", daemon=True)]
     threads += [
-        threading.Thread(target=state.segment, args=(seg, body, open_range, progress), daemon=True)
-        for seg, body in work
+        threading.Thread(
+            target=state.segment,
+            args=(seg, body, open_range, progress),
+            name=f"omnihub-segment-{i}",
+            daemon=True,
+        )
+        for i, (seg, body) in enumerate(work)
         if body is not None or not seg.complete  # a complete one only closes its body
     ]
     try:
