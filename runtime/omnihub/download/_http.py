@@ -138,7 +138,6 @@ def session(config: Config) -> requests.Session:
             backoff_max=config.backoff_max,
             raise_on_status=False,
             raise_on_redirect=False,
-            retry_after_max=max(21600, int(config.retry_after_max) + 1),
         )
         retry.limit = config.retry_after_max
         adapter = HTTPAdapter(max_retries=retry, pool_connections=16, pool_maxsize=32)
