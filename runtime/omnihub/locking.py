@@ -22,10 +22,18 @@ if TYPE_CHECKING:
 
     from filelock import FileLock
 
-__all__ = ["POLL_SECONDS", "WAIT_NOTICE_SECONDS", "lock_path", "target_lock", "try_target_lock"]
+__all__ = [
+    "POLL_MAX_SECONDS",
+    "POLL_SECONDS",
+    "WAIT_NOTICE_SECONDS",
+    "lock_path",
+    "target_lock",
+    "try_target_lock",
+]
 
-#: How often a waiter tries the lock again (and asks ``ready()``).
+#: How soon a waiter tries the lock again (and asks ``ready()``), growing to the maximum.
 POLL_SECONDS = 0.01
+POLL_MAX_SECONDS = 0.1
 #: After this long waiting for another download of the same file, say so in the log.
 WAIT_NOTICE_SECONDS = 2.0
 
@@ -37,7 +45,6 @@ def _lock(target: Path) -> FileLock:
         lock_path(target),
         thread_local=False,
         preserve_lock_file=True,
-        poll_interval=POLL_SECONDS,
         mode=0o644,
     )
 
@@ -48,19 +55,28 @@ def target_lock(
 ) -> Iterator[bool]:
     """Hold ``target``'s lock for the ``with`` block, waiting as long as needed; yields True.
 
-    While another holder has it, ``ready()`` is asked at every poll; once it says the work
-    is done (a verified file was just published) the wait ends *without* the lock and False
-    is yielded, so waiting processes return the moment the download ends. Raises
-    :class:`OSError` when the lock file cannot be created (read-only directory).
+    While another holder has it, the lock is tried again after :data:`POLL_SECONDS`, then
+    ever less often (up to :data:`POLL_MAX_SECONDS`: N waiters must not take CPU from the
+    download they wait for), and ``ready()`` is asked each time; once it says the work is
+    done (a verified file was just published) the wait ends *without* the lock and False is
+    yielded. Raises :class:`OSError` when the lock file cannot be created (read-only
+    directory).
     """
     from filelock import Timeout
 
     lock = _lock(target)
     started = time.monotonic()
-    noticed = False
-
-    def cancel() -> bool:
-        nonlocal noticed
+    delay = POLL_SECONDS
+    noticed = waited = False
+    while True:
+        try:
+            lock.acquire(timeout=0)
+            break
+        except Timeout:
+            waited = True
+        if ready is not None and ready():
+            yield False
+            return
         if not noticed and time.monotonic() - started >= WAIT_NOTICE_SECONDS:
             noticed = True
             import logging
@@ -68,20 +84,12 @@ def target_lock(
             logging.getLogger("omnihub").info(
                 "%s: waiting for another process downloading %s", label, target
             )
-        return ready is not None and ready()
-
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        try:
-            lock.acquire(timeout=-1, cancel_check=cancel)
-        except Timeout:  # cancelled: ready() said the work is done
-            yield False
-            return
-        if ready is not None and ready():  # done just as the holder let go
-            lock.release()
-            yield False
-            return
+        time.sleep(delay)
+        delay = min(delay * 1.5, POLL_MAX_SECONDS)
+    if waited and ready is not None and ready():
+        lock.release()  # done just as the holder let go
+        yield False
+        return
     try:
         yield True
     finally:
