@@ -218,7 +218,6 @@ def test_prune_removes_leftovers_and_applies_a_budget(env: Env) -> None:
     env.publish("b.fb", b)
     pa = fetch(entry("a.fb", data=a))
     pb = fetch(entry("b.fb", data=b))
-    # The records' mtimes are set by hand below: first let the background fsync rewrite them.
     folder = pa.parent
     (folder / "c.fb.incomplete").write_bytes(b"partial")
     (folder / "c.fb.incomplete.json").write_text("{}")
@@ -239,6 +238,11 @@ def test_prune_removes_leftovers_and_applies_a_budget(env: Env) -> None:
     assert pa.exists()
     assert not pb.exists()
     assert [c.file for c in scan(env.home)] == ["a.fb"]
+    # Lock files are never deleted, not even the pruned model's: every holder, now and
+    # later, locks the same inode.
+    assert not [name for name in reasons if name.endswith(".lock")]
+    assert (folder / "a.fb.lock").exists()
+    assert (folder / "b.fb.lock").exists()
 
 
 def test_hash_file_matches_hashlib(tmp_path: Path) -> None:
