@@ -120,9 +120,12 @@ def parse_ask(argv: list[str]) -> tuple[str, str, tuple[int, int] | None] | None
 
 def wait_at_gate(ready_fd: int, release_fd: int) -> float:
     """Say ready (one byte), block until released (end-of-file); the monotonic wake time."""
+    import contextlib
     import os
 
-    os.write(ready_fd, b".")
+    # BrokenPipeError: the parent closed the gate before this child got ready (released too)
+    with contextlib.suppress(BrokenPipeError):
+        os.write(ready_fd, b".")
     os.close(ready_fd)
     while os.read(release_fd, 1):  # the parent never writes; release is end-of-file
         pass

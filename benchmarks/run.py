@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
 import os
 import platform
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_cache, bench_compile, bench_convert, bench_download, bench_import
+from benchmarks import bench_cache, bench_compile, bench_convert, bench_import
 from benchmarks.harness import DESIGN_HEADING, Result, Target, format_line, render_section
 from benchmarks.harness import update_report as merge_report
 from benchmarks.servers import Nginx, ToolError, ensure_tools
@@ -35,9 +34,9 @@ from benchmarks.workload import REPO, remove, scratch_dir
 
 __all__ = ["machine_info", "main"]
 
-GROUPS = ("compile", "import", "convert", "cache", "single", "parallel", "concurrency")
-_NETWORK_GROUPS = {"cache", "single", "parallel", "concurrency"}
-_TOOLS = ("nginx", "curl", "aria2c")
+GROUPS = ("compile", "import", "convert", "cache")
+_NETWORK_GROUPS = {"cache"}
+_TOOLS = ("nginx", "curl")
 
 _WHAT = (
     (
@@ -81,24 +80,6 @@ _WHAT = (
         "a generated function's cache-hit call, median in a fresh process; zero sockets, "
         "requests/tqdm not imported",
         "`os.path.exists` on the cache path (DL4J)",
-    ),
-    (
-        "download_single_stream / download_peak_rss",
-        "`omnihub.hub.fetch`, 1 GiB, sha256 verified, timed after the child imported its "
-        "libraries (import time in the notes); the child's peak RSS",
-        "`curl -s -o FILE`, its `time_total`",
-    ),
-    (
-        "download_parallel_vs_aria2c / _vs_one_stream",
-        "`fetch` against nginx `limit_rate 20m`",
-        "`aria2c -x8 -s8`; `curl`",
-    ),
-    (
-        "download_16_processes",
-        "16 already-started processes that imported the generated function call it at once "
-        "(released from a gate), wall to the last finish; nginx must serve the model once; "
-        "spawn-to-exit without the gate in the notes",
-        "one process, same call, same gate",
     ),
 )
 
@@ -279,7 +260,6 @@ def run_suite(quick: bool, groups: Sequence[str], lines: list[str]) -> list[Resu
     if not _NETWORK_GROUPS.intersection(groups):
         return results
     nginx: Nginx | None = None
-    problem = ""
     nginx_tmp = scratch_dir("nginx-")
     try:
         try:
@@ -287,17 +267,10 @@ def run_suite(quick: bool, groups: Sequence[str], lines: list[str]) -> list[Resu
             nginx = Nginx(tools["nginx"], REPO / "benchmarks" / "_work" / "www", nginx_tmp)
             nginx.start()
         except ToolError as exc:
-            print(f"download benchmarks cannot run: {exc}", file=sys.stderr)
-            nginx, problem = None, f"no server: {exc}"
+            print(f"the cache benchmark cannot run: {exc}", file=sys.stderr)
+            nginx = None
         server = nginx
         step("cache", lambda: bench_cache.run(server, quick))
-        if server is not None:
-            step("single", lambda: bench_download.single_stream(server, tools, quick))
-            step("parallel", lambda: bench_download.parallel(server, tools, quick))
-            step("concurrency", lambda: bench_download.concurrency(server, quick))
-        else:
-            for group in bench_download.GROUPS:
-                step(group, functools.partial(bench_download.unavailable, group, problem))
     finally:
         if nginx is not None:
             nginx.stop()

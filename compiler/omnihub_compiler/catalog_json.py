@@ -10,9 +10,9 @@ with ``catalog_to_json`` on hypothesis-generated catalogues; small catalogues si
 from __future__ import annotations
 
 import enum
-import inspect
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 from omnihub.catalog import Catalog, ModelEntry, catalog_to_json
@@ -23,23 +23,13 @@ _SMALL = 200
 
 
 def _defaults() -> list[tuple[str, object, bool]]:
-    """(name, default value, required) of every ModelEntry field, sorted by name.
-
-    Read from the public constructor (``attrs.fields`` when ModelEntry is an attrs class).
-    """
-    if attrs.has(ModelEntry):
-        result = []
-        for field in attrs.fields(ModelEntry):
-            default = field.default
-            if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-                default = default.factory()
-            result.append((field.name, default, default is attrs.NOTHING))
-        return sorted(result)
-    parameters = inspect.signature(ModelEntry).parameters.values()
-    return sorted(
-        (p.name, None if p.default is p.empty else p.default, p.default is p.empty)
-        for p in parameters
-    )
+    """(name, default value, required) of every ModelEntry field, sorted by name."""
+    fields = attrs.fields(ModelEntry)
+    required = {f.name for f in fields if f.default is attrs.NOTHING}
+    # An entry with placeholders for the required fields holds every default (factories run).
+    placeholders: dict[str, Any] = dict.fromkeys(required, "")
+    probe = ModelEntry(**placeholders)
+    return sorted((f.name, getattr(probe, f.name), f.name in required) for f in fields)
 
 
 _DEFAULTS = _defaults()

@@ -31,7 +31,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 import attrs
 from omnihub.catalog import Catalog, ModelEntry
@@ -48,7 +47,6 @@ __all__ = [
     "model_key",
     "read_lock",
     "render_lock",
-    "replace_fields",
     "source_of",
     "write_lock",
 ]
@@ -150,24 +148,6 @@ def read_lock(path: Path, display: str) -> tuple[LockFile | None, list[SpecError
     return LockFile(display, entries), errors
 
 
-_T = TypeVar("_T")
-
-
-def replace_fields(obj: _T, **changes: Any) -> _T:
-    """A copy of a catalogue value with ``changes``, built by its public constructor.
-
-    ``attrs.evolve`` for attrs classes; other value classes are rebuilt from the attributes
-    their constructor takes (so both sides of the catalogue's move to attrs work).
-    """
-    cls = type(obj)
-    if attrs.has(cls):
-        return attrs.evolve(obj, **changes)  # type: ignore[misc]
-    import inspect
-
-    names = inspect.signature(cls).parameters
-    return cls(**{**{n: getattr(obj, n) for n in names if hasattr(obj, n)}, **changes})
-
-
 def apply_lock(
     catalogs: Sequence[Catalog], lock: LockFile | None
 ) -> tuple[list[Catalog], list[SpecError]]:
@@ -208,13 +188,13 @@ def apply_lock(
                 models.append(model)
                 continue
             models.append(
-                replace_fields(
+                attrs.evolve(
                     model,
                     sha256=model.sha256 if model.sha256 is not None else pinned.sha256,
                     size=model.size if model.size is not None else pinned.size,
                 )
             )
-        result.append(replace_fields(catalog, models=tuple(models)))
+        result.append(attrs.evolve(catalog, models=tuple(models)))
     return result, errors
 
 

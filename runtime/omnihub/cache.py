@@ -1,24 +1,29 @@
-"""The model cache: cheap validation on a hit, self-repair, and maintenance for the CLI.
+"""The model cache: records, the cheap hit test, rehash-and-repair, and maintenance.
 
-Layout (DL4J's, so Java and Python share one cache): ``$OMNIHUB_HOME/<framework>/<file>``.
-Beside each verified file omnihub keeps ``<file>.omnihub.json``, a small record of its size,
-mtime and sha256. A hit compares the record with one ``stat`` -- truncation or replacement
-is noticed without rehashing -- and :func:`verify` rehashes fully. Other sidecars:
-``<file>.incomplete`` (+ ``.json``) a resumable partial download, ``<file>.lock`` the
-per-target lock, ``<file>.corrupt`` a quarantined bad copy.
+Beside each verified file omnihub keeps a small record (:class:`Record`: size, mtime,
+sha256). A hit compares the record with one ``stat`` -- truncation or replacement is noticed
+without rehashing. :func:`rehash_and_repair` is the one full check, shared by ``fetch``
+(when the hit test fails) and ``omnihub verify``. File names come from :mod:`omnihub.layout`.
 
-Public maintenance API (used by ``omnihub cache ...``): :func:`scan`, :func:`verify`,
-:func:`remove`, :func:`prune`.
+Durability: a record vouches for content, so it is written only after the file's data is on
+disk (:func:`replace_durably` fsyncs the file, renames it and fsyncs the directory). A
+record lost in a crash only costs a rehash; a record that outlived its data cannot happen.
+
+Maintenance API (``omnihub cache ...``): :func:`scan`, :func:`verify`, :func:`remove`,
+:func:`prune`. None of them deletes a lock file or touches a file whose lock is held.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from pathlib import Path
 
-from omnihub._value import Value, as_dict, evolve, store
+import attrs
+
+from omnihub import layout
 
 # Not ``from typing import TYPE_CHECKING``: a cache hit must not pay for importing typing.
 TYPE_CHECKING = False
@@ -26,104 +31,104 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
-    "RECORD_SUFFIX",
     "CachedFile",
     "Pruned",
     "Record",
     "Verification",
     "atomic_write_text",
-    "forget",
     "hash_file",
     "is_fresh",
-    "mark_lost",
     "prune",
     "quarantine",
     "read_record",
-    "record_path",
+    "rehash_and_repair",
     "remove",
+    "replace_durably",
     "scan",
+    "sync_file",
     "touch_record",
     "verify",
-    "write_durable_record",
     "write_record",
 ]
 
-RECORD_SUFFIX = ".omnihub.json"
-_SIDECARS = (".incomplete", ".incomplete.json", ".lock", RECORD_SUFFIX, ".corrupt", ".tmp")
 _HASH_CHUNK = 1 << 20
 
 
-class Record(Value):
+@attrs.frozen
+class Record:
     """What omnihub knows about a verified cached file.
 
     ``origin`` is ``"declared"`` when ``sha256`` came from the catalogue, ``"first-use"``
-    when it is the hash of the first download (trust on first use). ``boot_id`` is set while
-    the file may not be on disk yet (published before its fsync finished): such a record is
-    trusted only during that boot (see :mod:`omnihub._durable`). ``lost`` is set when an
-    fsync of the file reported that the disk did not keep its data (see :func:`mark_lost`):
-    the record then vouches for nothing and the next use downloads the file again.
+    when it is the hash of the first download (trust on first use).
     """
 
-    __slots__ = ("size", "mtime_ns", "sha256", "origin", "url", "boot_id", "lost")
     size: int
     mtime_ns: int
     sha256: str
-    origin: str
-    url: str | None
-    boot_id: str | None
-    lost: bool
-
-    def __init__(  # noqa: PLR0917 -- positional like the attrs class it replaced
-        self,
-        size: int,
-        mtime_ns: int,
-        sha256: str,
-        origin: str = "declared",
-        url: str | None = None,
-        boot_id: str | None = None,
-        lost: bool = False,
-    ) -> None:
-        store(self, locals())
-
-
-def record_path(path: Path) -> Path:
-    """``<file>.omnihub.json`` beside ``path``."""
-    return path.with_name(path.name + RECORD_SUFFIX)
+    origin: str = "declared"
+    url: str | None = None
 
 
 def read_record(path: Path) -> Record | None:
-    """The record of ``path``, or None when it is missing or unreadable."""
+    """The record of ``path`` (the one parser), or None when missing or malformed."""
     try:
-        with open(record_path(path), "rb") as fh:
+        with open(layout.record_path(path), "rb") as fh:
             data = json.loads(fh.read())
+        url = data.get("url")
         return Record(
             size=int(data["size"]),
             mtime_ns=int(data["mtime_ns"]),
             sha256=str(data["sha256"]),
             origin=str(data.get("origin", "declared")),
-            url=data.get("url"),
-            boot_id=data.get("boot_id"),
-            lost=data.get("lost", False) is not False,
+            url=url if isinstance(url, str) else None,
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
+def sync_file(path: Path) -> None:
+    """fsync ``path``'s data (cheap when it is clean already)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_directory(directory: Path) -> None:
+    if hasattr(os, "O_DIRECTORY"):  # POSIX; a rename is durable on its own elsewhere
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def replace_durably(source: Path, target: Path, *, fsync: bool = True) -> None:
+    """The one atomic writer: move ``source`` over ``target`` so a crash leaves one or the
+    other. With ``fsync`` the data reaches the disk first and the directory after."""
+    if fsync:
+        sync_file(source)
+    os.replace(source, target)
+    if fsync:
+        _sync_directory(target.parent)
+
+
 def atomic_write_text(target: Path, text: str) -> None:
-    """Replace ``target`` with ``text`` atomically.
+    """Replace ``target`` with ``text`` atomically (records and resume sidecars).
 
-    The temporary file gets an unpredictable name and is created exclusively (``mkstemp``),
-    so a symlink planted by another user of a shared cache is never followed.
+    The temporary file gets an unpredictable name and is created exclusively without
+    following symlinks, so a symlink planted by another user of a shared cache is never
+    followed. Not fsynced: losing one of these files in a crash costs a rehash or a restart,
+    never a wrong answer. Mode 0644 (less the umask): records are shared like their files.
     """
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    tmp = target.with_name(f"{target.name}.{os.urandom(6).hex()}{layout.TMP}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, 0o644)  # records are shared like the files they describe
-        os.replace(tmp, target)
+        replace_durably(tmp, target, fsync=False)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -131,90 +136,32 @@ def atomic_write_text(target: Path, text: str) -> None:
 
 
 def write_record(path: Path, record: Record) -> None:
-    """Write the record atomically (see :func:`atomic_write_text`)."""
-    atomic_write_text(record_path(path), json.dumps(as_dict(record), sort_keys=True) + "\n")
-
-
-def write_durable_record(path: Path, record: Record) -> None:
-    """fsync ``path``, then write ``record`` without a boot id: it claims the data is on disk.
-
-    Used wherever a file was just verified by rehashing it (cheap to sync if already clean).
-    When the fsync fails the record is written marked lost instead (:func:`mark_lost`) and
-    :class:`~omnihub.download.WriteError` is raised.
-    """
-    from omnihub._durable import sync_file
-
-    try:
-        sync_file(path)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        from omnihub._partial import WriteError
-
-        with contextlib.suppress(OSError):
-            mark_lost(path, record)
-        raise WriteError(
-            f"{path}: the disk failed to keep its data (fsync: {exc.strerror or exc}); "
-            "it will be downloaded again"
-        ) from exc
-    write_record(path, evolve(record, boot_id=None))
-
-
-def mark_lost(path: Path, record: Record) -> None:
-    """Record that an fsync of ``path`` failed: its data may not be on the disk.
-
-    Dropping the record instead would not do. Linux reports a write-back error to one fsync
-    and then marks the pages clean, so the page cache goes on serving bytes the disk does not
-    have: a rehash would find them good and vouch for them, and the next fsync would succeed.
-    A lost record fails the hit test and makes the next use download the file again, while
-    a caller that was just handed the path can still read it (unlinking it now could pull
-    it from under a loader about to open it).
-    """
-    write_record(path, evolve(record, boot_id=None, lost=True))
-
-
-def forget(path: Path) -> None:
-    """Remove ``path``, then its record (a record without its file is a plain miss)."""
-    try:
-        os.unlink(path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(record_path(path))
+    """Write ``path``'s record atomically (call only once its data is on disk)."""
+    text = json.dumps(attrs.asdict(record), sort_keys=True) + "\n"
+    atomic_write_text(layout.record_path(path), text)
 
 
 def touch_record(path: Path) -> None:
     """Mark ``path`` as just used (the record's own mtime); silently skipped if read-only."""
     with contextlib.suppress(OSError):
-        os.utime(record_path(path))
+        os.utime(layout.record_path(path))
 
 
 def is_fresh(path: Path, sha256: str | None, size: int | None) -> bool:
     """The cheap hit test: file and record agree on size and mtime, and with the catalogue.
 
-    One ``stat`` and one small read; no hashing, no network, no heavy import. A record written
-    before its file was known to be on disk counts only during the boot that wrote it; one
-    marked lost (:func:`mark_lost`) never counts.
+    One ``stat`` and one small read; no hashing, no network, no heavy import.
     """
     try:
         st = os.stat(path)
-        with open(record_path(path), "rb") as fh:
-            data = json.loads(fh.read())
-    except (OSError, ValueError):
+    except OSError:
         return False
-    if not isinstance(data, dict) or data.get("lost", False) is not False:
-        return False
-    written_in = data.get("boot_id")
-    if written_in is not None:
-        from omnihub._durable import boot_id
-
-        if written_in != boot_id():
-            return False  # published before its fsync, and the machine rebooted since
+    record = read_record(path)
     return (
-        data.get("size") == st.st_size
-        and data.get("mtime_ns") == st.st_mtime_ns
-        and (sha256 is None or data.get("sha256") == sha256.lower())
+        record is not None
+        and (record.size, record.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        and (sha256 is None or record.sha256 == sha256.lower())
         and (size is None or size == st.st_size)
-        and isinstance(data.get("sha256"), str)
     )
 
 
@@ -235,20 +182,85 @@ def hash_file(path: Path) -> tuple[str, int]:
 
 def quarantine(path: Path) -> Path:
     """Move a bad cached file aside to ``<file>.corrupt`` (replacing an older one)."""
-    aside = path.with_name(path.name + ".corrupt")
+    aside = layout.corrupt_path(path)
     os.replace(path, aside)
     return aside
 
 
-class CachedFile(Value):
+@attrs.frozen
+class Verification:
+    """The outcome of :func:`rehash_and_repair` for one file.
+
+    ``message`` says what was found and done ("sha256 matches", "size 3 bytes, expected 5;
+    moved aside to ...").
+    """
+
+    path: Path
+    ok: bool
+    sha256: str
+    size: int
+    message: str
+
+
+def rehash_and_repair(
+    path: Path,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    repair: bool = True,
+    locked: bool = False,
+) -> Verification:
+    """Rehash ``path`` and compare it with ``sha256``/``size`` (the catalogue's), else with its
+    record (trust on first use). A good file gets a fresh record once fsynced (best effort:
+    skipped on a read-only home). With ``repair`` a bad one is moved aside to
+    ``<file>.corrupt`` -- unless a download holds its lock (``locked``: the caller holds it).
+    """
+    from omnihub.locking import try_target_lock
+
+    digest, found = hash_file(path)
+    record = read_record(path)
+    expected = sha256.lower() if sha256 else (record.sha256 if record else None)
+    if size is not None and found != size:
+        problem = f"size {found} bytes, expected {size}"
+    elif expected is not None and digest != expected:
+        problem = f"sha256 {digest}, expected {expected}"
+    else:
+        origin = "declared" if sha256 else (record.origin if record else "first-use")
+        message = (
+            "sha256 matches" if expected else "no record; recorded its sha256 (trust on first use)"
+        )
+        fresh = Record(found, os.stat(path).st_mtime_ns, digest, origin)
+        fresh = attrs.evolve(fresh, url=record.url if record else None)
+        if record != fresh:
+            try:
+                sync_file(path)  # the record vouches for the disk, not the page cache
+            except OSError as exc:
+                if exc.errno not in (errno.EROFS, errno.EINVAL, errno.EACCES):
+                    why = f"the disk failed to keep it (fsync: {exc.strerror or exc})"
+                    return Verification(path, False, digest, found, why)
+            try:
+                write_record(path, fresh)
+            except OSError as exc:
+                if expected is None:
+                    message = f"no record, and cannot write one: {exc.strerror or exc}"
+        return Verification(path, True, digest, found, message)
+    if repair:
+        with contextlib.ExitStack() as stack:
+            if not locked and not stack.enter_context(try_target_lock(path)):
+                problem += "; busy (being downloaded), left in place"
+            elif path.exists():
+                problem += f"; moved aside to {quarantine(path)}"
+    return Verification(path, False, digest, found, problem)
+
+
+@attrs.frozen
+class CachedFile:
     """One model file in the cache, as :func:`scan` found it.
 
     ``state``: ``"ok"`` (record matches size and mtime), ``"unrecorded"`` (no record yet,
-    e.g. written by DL4J), ``"changed"`` (size or mtime differ from the record), ``"lost"``
-    (an fsync of it failed: the next use downloads it again; see :func:`mark_lost`).
+    e.g. written by DL4J), ``"changed"`` (size or mtime differ from the record).
     """
 
-    __slots__ = ("path", "framework", "file", "size", "sha256", "state", "last_used")
     path: Path
     framework: str
     file: str
@@ -257,42 +269,14 @@ class CachedFile(Value):
     state: str
     last_used: float
 
-    def __init__(  # noqa: PLR0917 -- positional like the attrs class it replaced
-        self,
-        path: Path,
-        framework: str,
-        file: str,
-        size: int,
-        sha256: str | None,
-        state: str,
-        last_used: float,
-    ) -> None:
-        store(self, locals())
 
-
-class Verification(Value):
-    """The result of rehashing one cached file."""
-
-    __slots__ = ("file", "ok", "sha256", "message")
-    file: CachedFile
-    ok: bool
-    sha256: str
-    message: str
-
-    def __init__(self, file: CachedFile, ok: bool, sha256: str, message: str) -> None:
-        store(self, locals())
-
-
-class Pruned(Value):
+@attrs.frozen
+class Pruned:
     """A file :func:`prune` removed (or would remove, in a dry run), and why."""
 
-    __slots__ = ("path", "reason", "size")
     path: Path
     reason: str
     size: int
-
-    def __init__(self, path: Path, reason: str, size: int) -> None:
-        store(self, locals())
 
 
 def _home(home: Path | str | None) -> Path:
@@ -303,21 +287,17 @@ def _home(home: Path | str | None) -> Path:
     return resolve().home
 
 
-def _is_sidecar(name: str) -> bool:
-    return name.endswith(_SIDECARS) or ".omnihub.json." in name or ".incomplete.json." in name
-
-
 def _describe(path: Path, framework: str, file: str) -> CachedFile:
     st = path.stat()
     record = read_record(path)
     if record is None:
         return CachedFile(path, framework, file, st.st_size, None, "unrecorded", st.st_mtime)
-    fresh = record.size == st.st_size and record.mtime_ns == st.st_mtime_ns
+    fresh = (record.size, record.mtime_ns) == (st.st_size, st.st_mtime_ns)
     try:
-        last_used = max(record_path(path).stat().st_mtime, st.st_mtime)
+        last_used = max(layout.record_path(path).stat().st_mtime, st.st_mtime)
     except OSError:
         last_used = st.st_mtime
-    state = "lost" if record.lost else "ok" if fresh else "changed"
+    state = "ok" if fresh else "changed"
     return CachedFile(path, framework, file, st.st_size, record.sha256, state, last_used)
 
 
@@ -332,21 +312,18 @@ def _walk(home: Path) -> Iterable[tuple[str, Path, str]]:
             dirs.sort()
             for name in sorted(files):
                 path = Path(root, name)
-                if path.is_symlink():
-                    continue
-                yield fw_dir.name, path, path.relative_to(fw_dir).as_posix()
+                if not path.is_symlink():
+                    yield fw_dir.name, path, path.relative_to(fw_dir).as_posix()
 
 
 def scan(home: Path | str | None = None) -> list[CachedFile]:
     """Every model file in the cache (sidecars excluded), sorted by path."""
     found = []
     for framework, path, file in _walk(_home(home)):
-        if _is_sidecar(path.name):
+        if layout.is_sidecar(path.name):
             continue
-        try:
+        with contextlib.suppress(OSError):  # removed while scanning
             found.append(_describe(path, framework, file))
-        except OSError:
-            continue  # removed while scanning
     return found
 
 
@@ -356,59 +333,11 @@ def verify(
     home: Path | str | None = None,
     repair: bool = False,
 ) -> list[Verification]:
-    """Rehash cached files fully and compare with their records.
-
-    A file without a record gets one (trust on first use). With ``repair=True`` a file
-    whose content no longer matches is moved aside (``<file>.corrupt``) and one the disk
-    failed to keep (:func:`mark_lost`) is removed, so the next use downloads it again.
-    """
-    from omnihub._partial import WriteError
-    from omnihub.locking import try_target_lock
-
-    results = []
-    for cached in scan(home) if files is None else files:
-        digest, size = hash_file(cached.path)
-        record = read_record(cached.path)
-        if record is None:
-            message = "no record; recorded its sha256 (trust on first use)"
-            try:
-                st = cached.path.stat()
-                write_durable_record(cached.path, Record(size, st.st_mtime_ns, digest, "first-use"))
-            except WriteError as exc:
-                results.append(Verification(cached, False, digest, str(exc)))
-                continue
-            except OSError as exc:
-                message = f"no record, and cannot write one: {exc.strerror or exc}"
-            results.append(Verification(cached, True, digest, message))
-            continue
-        if digest == record.sha256 and not record.lost:
-            st = cached.path.stat()
-            stale = (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns)
-            if stale or record.boot_id is not None:
-                try:
-                    write_durable_record(
-                        cached.path, evolve(record, size=size, mtime_ns=st.st_mtime_ns)
-                    )
-                except WriteError as exc:
-                    results.append(Verification(cached, False, digest, str(exc)))
-                    continue
-            results.append(Verification(cached, True, digest, "sha256 matches"))
-            continue
-        if record.lost:
-            message = "the disk failed to keep it (an fsync reported a write-back error)"
-        else:
-            message = f"sha256 {digest}, expected {record.sha256}"
-        if repair:
-            with try_target_lock(cached.path) as locked:
-                if not locked:
-                    message += "; busy (being downloaded), left in place"
-                elif record.lost:
-                    forget(cached.path)
-                    message += "; removed"
-                else:
-                    message += f"; moved aside to {quarantine(cached.path)}"
-        results.append(Verification(cached, False, digest, message))
-    return results
+    """Rehash cached files against their records (:func:`rehash_and_repair` for each)."""
+    return [
+        rehash_and_repair(cached.path, repair=repair)
+        for cached in (scan(home) if files is None else files)
+    ]
 
 
 def _unlink(path: Path) -> int:
@@ -421,32 +350,35 @@ def _unlink(path: Path) -> int:
 
 
 def remove(files: Iterable[CachedFile | Path]) -> int:
-    """Delete cached files with all their sidecars; return the bytes freed."""
-    from omnihub.locking import lock_path, target_lock
+    """Delete cached files with their sidecars (never the lock file); return bytes freed.
+
+    Each file is removed under its lock, so a download in progress finishes first.
+    """
+    from omnihub.locking import target_lock
 
     freed = 0
     for item in files:
-        path = item.path if isinstance(item, CachedFile) else Path(item)
+        path = item.path if isinstance(item, CachedFile) else item
         with target_lock(path, label=path.name):
             freed += _unlink(path)
-            for suffix in (RECORD_SUFFIX, ".incomplete", ".incomplete.json", ".corrupt"):
-                freed += _unlink(path.with_name(path.name + suffix))
-            # Unlinked while held: a process that opened it meanwhile finds its descriptor no
-            # longer names the path and retries, so there is never a second holder. (Windows
-            # refuses to delete a held lock file; filelock removes it on release there.)
-            with contextlib.suppress(PermissionError):
-                _unlink(lock_path(path))
+            partial = layout.partial_path(path)
+            for name in (layout.record_path(path), partial, layout.resume_path(partial)):
+                freed += _unlink(name)
+            freed += _unlink(layout.corrupt_path(path))
     return freed
 
 
-def _base_of(name: str) -> str | None:
-    """The model file a sidecar belongs to, or None for a model file itself."""
-    for suffix in (".incomplete.json", ".incomplete", RECORD_SUFFIX, ".corrupt", ".lock"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    for marker in (RECORD_SUFFIX + ".", ".incomplete.json."):
-        if marker in name and name.endswith(".tmp"):
-            return name[: name.index(marker)]
+def _leftover(path: Path, target: Path) -> str | None:
+    """Why sidecar ``path`` of ``target`` is no longer needed (None: keep it)."""
+    name = path.name
+    if name.endswith(layout.TMP):
+        return "temporary file"
+    if name.endswith((layout.PARTIAL, layout.RESUME)):
+        return "partial download"
+    if name.endswith(layout.CORRUPT):
+        return "quarantined corrupt copy"
+    if name.endswith(layout.RECORD) and not target.exists():
+        return "record of a missing file"
     return None
 
 
@@ -458,13 +390,12 @@ def prune(
 ) -> list[Pruned]:
     """Remove what the cache no longer needs, never touching a download in progress.
 
-    Always: partial downloads and quarantined ``.corrupt`` copies, records and locks whose
-    model file is gone, leftover temporary files. With ``max_size`` (bytes): then the least
-    recently used models until the total is within the budget.
+    Always: partial downloads, quarantined ``.corrupt`` copies, records whose model file is
+    gone, leftover temporary files (lock files stay). With ``max_size`` (bytes): then the
+    least recently used models until the total is within the budget.
     """
     from omnihub.locking import try_target_lock
 
-    root = _home(home)
     pruned: list[Pruned] = []
 
     def drop(path: Path, reason: str) -> None:
@@ -477,39 +408,26 @@ def prune(
         pruned.append(Pruned(path, reason, size))
 
     models: list[CachedFile] = []
-    for framework, path, file in list(_walk(root)):
-        base = _base_of(path.name)
-        if base is None:
+    for framework, path, file in list(_walk(_home(home))):
+        owner = layout.owner_name(path.name)
+        if owner is None:
             with contextlib.suppress(OSError):
                 models.append(_describe(path, framework, file))
             continue
-        target = path.with_name(base)
-        if path.name.endswith(".lock"):
-            if not target.exists():
-                with try_target_lock(target) as free:
-                    if free:
-                        drop(path, "lock of a missing file")
-            continue
-        with try_target_lock(target) as free:
-            if not free:
-                continue  # a download of this model is running
-            if path.name.endswith((".incomplete", ".incomplete.json")):
-                drop(path, "partial download")
-            elif path.name.endswith(".corrupt"):
-                drop(path, "quarantined corrupt copy")
-            elif path.name.endswith(".tmp"):
-                drop(path, "temporary file")
-            elif not target.exists():
-                drop(path, "record of a missing file")
+        target = path.with_name(owner)
+        reason = _leftover(path, target)
+        if reason is not None:
+            with try_target_lock(target) as free:
+                if free:  # else a download of this model is running
+                    drop(path, reason)
     if max_size is not None:
         total = sum(m.size for m in models)
         for model in sorted(models, key=lambda m: m.last_used):
             if total <= max_size:
                 break
             with try_target_lock(model.path) as free:
-                if not free:
-                    continue
-                drop(model.path, f"least recently used (budget {max_size} bytes)")
-                drop(record_path(model.path), "record of a pruned file")
-                total -= model.size
+                if free:
+                    drop(model.path, f"least recently used (budget {max_size} bytes)")
+                    drop(layout.record_path(model.path), "record of a pruned file")
+                    total -= model.size
     return pruned

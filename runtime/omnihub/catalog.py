@@ -5,33 +5,29 @@ runtime reads it to resolve, download and load a model, and to list and search m
 without importing the generated modules. :class:`ModelEntry` is the single schema both
 sides share, so they cannot drift apart.
 
-The entry classes are :class:`~omnihub._value.Value` records and the JSON is structured
-and validated here by hand, not by attrs/cattrs: the first call of a generated function
-builds an entry, and importing those libraries would cost every process ~20-30 ms of CPU
-(issue 5, target 6; see :mod:`omnihub._value`). The JSON layout is what a cattrs
-converter with ``omit_if_default`` produced: a field equal to its default is left out,
-enums are written as their values.
+The classes are frozen, slotted attrs classes; one cattrs converter (:func:`_converter`,
+imported when a catalogue is first read or written) maps them to and from JSON: a field
+equal to its default is left out, enums are written as their values, and reading rejects
+unknown fields, missing fields and wrong JSON types (no coercion: ``"5"`` is not a size) with
+a :class:`~omnihub.errors.ConfigurationError` naming the file, the model and the field.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import Enum
-from types import MappingProxyType
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+import attrs
 
 from omnihub._enums import Format, Framework, ModelType
-from omnihub._value import Value, defaults, store
+from omnihub.errors import ConfigurationError
 
-# Not ``from typing import TYPE_CHECKING``: importing typing costs several ms per process.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from pathlib import Path
-    from typing import Any, TypeAlias
-
-    from omnihub.errors import ConfigurationError
-
-    _Scalar: TypeAlias = str | int | float | bool
+    import cattrs
 
 __all__ = [
     "CATALOG_FILENAME",
@@ -50,11 +46,20 @@ CATALOG_FILENAME = "_catalog.json"
 #: Bumped whenever the JSON layout changes incompatibly.
 CATALOG_SCHEMA_VERSION = 1
 
-#: The default of :attr:`ModelEntry.metadata` (immutable, so it can be shared).
-_NO_METADATA: Mapping[str, _Scalar] = MappingProxyType({})
+#: A metadata value: what a JSON scalar can hold.
+Scalar: TypeAlias = str | int | float | bool
 
 
-class ModelEntry(Value):
+def _tags(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _metadata(value: Mapping[str, Scalar]) -> dict[str, Scalar]:
+    return dict(value)
+
+
+@attrs.frozen(kw_only=True)
+class ModelEntry:
     """One model, as declared in spec/ and compiled into a generated function.
 
     ``file`` is the path of the model file relative to its framework directory: the cache
@@ -62,33 +67,6 @@ class ModelEntry(Value):
     serves it at ``$OMNIHUB_URL/<framework>/<file>``. ``url`` is the canonical absolute URL
     from the spec (for Hugging Face models, None: the repository resolves it).
     """
-
-    __slots__ = (
-        "name",
-        "python_name",
-        "namespace",
-        "package",
-        "framework",
-        "model_type",
-        "format",
-        "documentation",
-        "file",
-        "url",
-        "pretrained",
-        "repository",
-        "hugging_face_id",
-        "file_pattern",
-        "revision",
-        "sha256",
-        "size",
-        "license",
-        "tags",
-        "factory",
-        "metadata",
-        "source",
-    )
-    # A plain dict is stored: compared by ``==`` but left out of the hash.
-    _unhashed = frozenset({"metadata"})
 
     name: str  # the name the spec declared, e.g. "resnet18"
     python_name: str  # the generated function's name
@@ -99,98 +77,148 @@ class ModelEntry(Value):
     format: Format
     documentation: str
     file: str
-    url: str | None
-    pretrained: bool
-    repository: str | None  # None: the fallback chain (ADR 0076)
-    hugging_face_id: str | None
-    file_pattern: str | None
-    revision: str | None
-    sha256: str | None
-    size: int | None
-    license: str | None
-    tags: tuple[str, ...]
-    factory: str | None  # "module:callable" that rebuilds the model from the file
-    metadata: Mapping[str, _Scalar]
-    source: str | None  # "spec/<file>.py:<line>" the entry came from
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        python_name: str,
-        namespace: str,
-        package: str,
-        framework: Framework,
-        model_type: ModelType,
-        format: Format,
-        documentation: str,
-        file: str,
-        url: str | None = None,
-        pretrained: bool = True,
-        repository: str | None = None,
-        hugging_face_id: str | None = None,
-        file_pattern: str | None = None,
-        revision: str | None = None,
-        sha256: str | None = None,
-        size: int | None = None,
-        license: str | None = None,
-        tags: tuple[str, ...] = (),
-        factory: str | None = None,
-        metadata: Mapping[str, _Scalar] = _NO_METADATA,
-        source: str | None = None,
-    ) -> None:
-        tags = tuple(tags)
-        metadata = dict(metadata)
-        store(self, locals())
+    url: str | None = None
+    pretrained: bool = True
+    repository: str | None = None  # None: the fallback chain (ADR 0076)
+    hugging_face_id: str | None = None
+    file_pattern: str | None = None
+    revision: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    license: str | None = None
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
+    factory: str | None = None  # "module:callable" that rebuilds the model from the file
+    # A plain dict (so entries pickle): compared by ``==`` but left out of the hash.
+    metadata: Mapping[str, Scalar] = attrs.field(factory=dict, converter=_metadata, hash=False)
+    source: str | None = None  # "spec/<file>.py:<line>" the entry came from
 
 
-class Catalog(Value):
+def _models(value: Iterable[ModelEntry]) -> tuple[ModelEntry, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class Catalog:
     """All models of one generated namespace package."""
-
-    __slots__ = ("namespace", "package", "models", "schema_version")
 
     namespace: str
     package: str
-    models: tuple[ModelEntry, ...]
-    schema_version: int
-
-    def __init__(
-        self,
-        *,
-        namespace: str,
-        package: str,
-        models: tuple[ModelEntry, ...],
-        schema_version: int = CATALOG_SCHEMA_VERSION,
-    ) -> None:
-        models = tuple(models)
-        store(self, locals())
+    models: tuple[ModelEntry, ...] = attrs.field(converter=_models)
+    schema_version: int = CATALOG_SCHEMA_VERSION
 
     def by_python_name(self) -> dict[str, ModelEntry]:
         """Index the models by generated function name."""
         return {m.python_name: m for m in self.models}
 
 
-_REQUIRED_STR = ("name", "python_name", "namespace", "package", "documentation", "file")
-_OPTIONAL_STR = (
-    "url",
-    "repository",
-    "hugging_face_id",
-    "file_pattern",
-    "revision",
-    "sha256",
-    "license",
-    "factory",
-    "source",
-)
-_ENUMS: tuple[tuple[str, type[Framework | ModelType | Format]], ...] = (
-    ("framework", Framework),
-    ("model_type", ModelType),
-    ("format", Format),
-)
-_SCALARS = (str, int, float, bool)
+# -- JSON ------------------------------------------------------------------------------------
 
-#: ``field -> default`` of the optional fields of an entry (left out of the JSON when equal).
-_ENTRY_DEFAULTS: dict[str, Any] = defaults(ModelEntry)
+#: At most this many problems are listed in one error message.
+_SHOWN_PROBLEMS = 5
+
+_T = TypeVar("_T")
+
+
+def _show(value: object) -> str:
+    """A short description of a wrong value, for an error message."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return text if isinstance(value, str) else f"{text} ({type(value).__name__})"
+
+
+def _exactly(kind: type[_T], expected: str) -> Callable[[object, object], _T]:
+    """A structure hook accepting only JSON values of ``kind`` itself (no coercion, no bool
+    for an int)."""
+
+    def structure(value: object, _type: object) -> _T:
+        if type(value) is not kind:
+            raise TypeError(f"expected {expected}, got {_show(value)}")
+        return value
+
+    return structure
+
+
+def _is(target: object) -> Callable[[object], bool]:
+    """A cattrs predicate: the type to structure is ``target``."""
+    return lambda kind: kind == target
+
+
+def _or_null(hook: Callable[[object, object], _T]) -> Callable[[object, object], _T | None]:
+    """``hook``, letting JSON null through as None."""
+
+    def structure(value: object, kind: object) -> _T | None:
+        return None if value is None else hook(value, kind)
+
+    return structure
+
+
+def _enum_hook(kind: type[Enum]) -> Callable[[object, object], Enum]:
+    members = {member.value: member for member in kind}
+    expected = "one of " + ", ".join(repr(v) for v in members)
+
+    def structure(value: object, _type: object) -> Enum:
+        member = members.get(value) if type(value) is str else None
+        if member is None:
+            raise ValueError(f"expected {expected}, got {_show(value)}")
+        return member
+
+    return structure
+
+
+def _enum_value(member: Enum) -> object:
+    return member.value
+
+
+def _structure_tags(value: object, _type: object) -> tuple[str, ...]:
+    if type(value) is not list:
+        raise TypeError(f"expected a list of strings, got {_show(value)}")
+    for i, tag in enumerate(value):
+        if type(tag) is not str:
+            raise TypeError(f"item {i}: expected a string, got {_show(tag)}")
+    return tuple(value)
+
+
+def _structure_metadata(value: object, _type: object) -> dict[str, Scalar]:
+    if type(value) is not dict:
+        raise TypeError(f"expected an object of strings, numbers and booleans, got {_show(value)}")
+    for key, item in value.items():
+        if type(key) is not str:
+            raise TypeError(f"expected string keys, got {_show(key)}")
+        if type(item) not in (str, int, float, bool):
+            raise TypeError(f"key {key!r}: expected a string, number or boolean, got {_show(item)}")
+    return value
+
+
+@cache
+def _converter() -> cattrs.Converter:
+    """The converter for catalogue JSON (built once; imports cattrs)."""
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn
+
+    converter = cattrs.Converter(
+        forbid_extra_keys=True, omit_if_default=True, detailed_validation=True
+    )
+    converter.register_structure_hook(str, _exactly(str, "a string"))
+    converter.register_structure_hook(int, _exactly(int, "an integer"))
+    converter.register_structure_hook(bool, _exactly(bool, "true or false"))
+    for kind, expected in ((str, "a string or null"), (int, "an integer or null")):
+        converter.register_structure_hook_func(_is(kind | None), _or_null(_exactly(kind, expected)))
+    for kind in (Framework, ModelType, Format):
+        converter.register_structure_hook(kind, _enum_hook(kind))
+        converter.register_unstructure_hook(kind, _enum_value)
+    # generic aliases and unions are matched by equality (singledispatch takes classes only)
+    converter.register_structure_hook_func(_is(tuple[str, ...]), _structure_tags)
+    converter.register_structure_hook_func(_is(Mapping[str, Scalar]), _structure_metadata)
+    entry = make_dict_structure_fn(ModelEntry, converter)
+
+    def structure_entry(value: object, kind: type[ModelEntry]) -> ModelEntry:
+        if type(value) is not dict:
+            raise TypeError(f"expected a JSON object, got {_show(value)}")
+        return entry(value, kind)
+
+    converter.register_structure_hook(ModelEntry, structure_entry)
+    return converter
 
 
 def entry_to_dict(entry: ModelEntry) -> dict[str, Any]:
@@ -199,21 +227,10 @@ def entry_to_dict(entry: ModelEntry) -> dict[str, Any]:
     A field equal to its default is left out, enums become their values, ``tags`` a list
     and ``metadata`` a plain dict; :func:`entry_from_dict` is the inverse.
     """
-    result: dict[str, Any] = {}
-    for name in _REQUIRED_STR:
-        result[name] = getattr(entry, name)
-    for name, _ in _ENUMS:
-        value = getattr(entry, name)
-        result[name] = value.value if isinstance(value, Enum) else value
-    for name, default in _ENTRY_DEFAULTS.items():
-        value = getattr(entry, name)
-        if value != default:
-            if name == "tags":
-                value = list(value)
-            elif name == "metadata":
-                value = dict(value)
-            result[name] = value
-    return result
+    data: dict[str, Any] = _converter().unstructure(entry)
+    if "tags" in data:
+        data["tags"] = list(data["tags"])
+    return data
 
 
 def catalog_to_json(catalog: Catalog) -> str:
@@ -227,33 +244,19 @@ def catalog_to_json(catalog: Catalog) -> str:
     return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _error(message: str) -> ConfigurationError:
-    from omnihub.errors import ConfigurationError
-
-    return ConfigurationError(message)
-
-
-def _show(value: object) -> str:
-    """A short description of a wrong value, for an error message."""
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})" if not isinstance(value, str) else text
-
-
 def _load_json(text: str | bytes, source: str | Path) -> object:
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise _error(f"{source}: invalid catalogue: {exc}") from exc
+        raise ConfigurationError(f"{source}: invalid catalogue: {exc}") from exc
 
 
 def _check_version(data: object, source: str | Path) -> dict[str, Any]:
     if type(data) is not dict:
-        raise _error(f"{source}: invalid catalogue: not a JSON object")
+        raise ConfigurationError(f"{source}: invalid catalogue: not a JSON object")
     version = data.get("schema_version")
     if version != CATALOG_SCHEMA_VERSION:
-        raise _error(
+        raise ConfigurationError(
             f"{source}: catalogue schema_version {version!r}, expected {CATALOG_SCHEMA_VERSION}"
         )
     return data
@@ -262,7 +265,7 @@ def _check_version(data: object, source: str | Path) -> dict[str, Any]:
 def _models_list(data: dict[str, Any], source: str | Path) -> list[Any]:
     models = data.get("models")
     if type(models) is not list:
-        raise _error(f"{source}: invalid catalogue: 'models' is not a list")
+        raise ConfigurationError(f"{source}: invalid catalogue: 'models' is not a list")
     return models
 
 
@@ -275,82 +278,78 @@ def raw_models(text: str | bytes, *, source: str | Path = "<catalogue>") -> list
     return _models_list(_check_version(_load_json(text, source), source), source)
 
 
-class _Invalid(Exception):
-    """One field of an entry is wrong: ``field``, what was ``expected``, the ``value`` found."""
-
-    def __init__(
-        self, field: str, expected: str, value: object = None, *, missing: bool = False
-    ) -> None:
-        super().__init__(field)
-        self.field = field
-        self.expected = expected
-        self.value = value
-        self.missing = missing
+_Path: TypeAlias = tuple[str | int, ...]
 
 
-def _fields_of(data: dict[Any, Any]) -> dict[str, Any]:
-    """The constructor arguments of the entry ``data`` describes, or :class:`_Invalid`."""
-    result: dict[str, Any] = {}
-    for key in _REQUIRED_STR:
-        if key not in data:
-            raise _Invalid(key, "a string", missing=True)
-        value = data[key]
-        if type(value) is not str:
-            raise _Invalid(key, "a string", value)
-        result[key] = value
-    for key, enum_type in _ENUMS:
-        members = enum_type._value2member_map_
-        value = data.get(key)
-        member = members.get(value) if type(value) is str else None
-        if member is None:
-            expected = "one of " + ", ".join(repr(v) for v in members)
-            raise _Invalid(key, expected, value, missing=key not in data)
-        result[key] = member
-    for key in _OPTIONAL_STR:
-        if key in data:
-            value = data[key]
-            if value is not None and type(value) is not str:
-                raise _Invalid(key, "a string or null", value)
-            result[key] = value
-    if "pretrained" in data:
-        value = data["pretrained"]
-        if type(value) is not bool:
-            raise _Invalid("pretrained", "true or false", value)
-        result["pretrained"] = value
-    if "size" in data:
-        value = data["size"]
-        if value is not None and type(value) is not int:
-            raise _Invalid("size", "an integer or null", value)
-        result["size"] = value
-    if "tags" in data:
-        tags = data["tags"]
-        if type(tags) not in (list, tuple):
-            raise _Invalid("tags", "a list of strings", tags)
-        for i, tag in enumerate(tags):
-            if type(tag) is not str:
-                raise _Invalid(f"tags[{i}]", "a string", tag)
-        result["tags"] = tuple(tags)
-    if "metadata" in data:
-        metadata = data["metadata"]
-        if type(metadata) is not dict:
-            raise _Invalid("metadata", "an object of strings, numbers and booleans", metadata)
-        for key, value in metadata.items():
-            if type(key) is not str:
-                raise _Invalid("metadata", "string keys", key)
-            if type(value) not in _SCALARS:
-                raise _Invalid(f"metadata[{key!r}]", "a string, number or boolean", value)
-        result["metadata"] = metadata
-    return result
+def _leaves(exc: BaseException, path: _Path) -> Iterator[tuple[_Path, BaseException]]:
+    """Every leaf error of a cattrs validation error, with the JSON path it happened at."""
+    from cattrs.errors import (
+        AttributeValidationNote,
+        ClassValidationError,
+        IterableValidationError,
+    )
+
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for inner, note in with_notes:
+            step = note.name if isinstance(note, AttributeValidationNote) else note.index
+            yield from _leaves(inner, (*path, step))
+        for inner in without:
+            yield from _leaves(inner, path)
+    else:
+        yield path, exc
 
 
-def _which(data: dict[Any, Any], index: int | None) -> str:
-    """How an error message names the model: its index and (python) name, when known."""
-    where = f" models[{index}]" if index is not None else ""
-    for key in ("python_name", "name"):
-        name = data.get(key)
-        if type(name) is str:
-            return f"{where} {name!r}"
+def _problem(path: _Path, exc: BaseException) -> str:
+    """One problem, e.g. ``field 'size': expected an integer, got '5'``."""
+    from cattrs.errors import ForbiddenExtraKeysError
+
+    if isinstance(exc, ForbiddenExtraKeysError):
+        names = ", ".join(repr(k) for k in sorted(exc.extra_fields))
+        return f"unknown field(s) {names}"
+    field = ".".join(str(p) for p in path)
+    if isinstance(exc, KeyError):
+        return f"missing field {field!r}"
+    return f"field {field!r}: {exc}" if field else str(exc)
+
+
+def _which(model: object, index: int | None) -> str:
+    """How an error message names a model: its index in the catalogue and its name."""
+    where = "" if index is None else f" models[{index}]"
+    if type(model) is dict:
+        for key in ("python_name", "name"):
+            if type(model.get(key)) is str:
+                return f"{where} {model[key]!r}"
     return where
+
+
+def _invalid(
+    exc: Exception, source: str | Path, model: Callable[[int | None], object], prefix: _Path
+) -> ConfigurationError:
+    """One error naming ``source``, then each problem's model and field (the first few).
+
+    ``model(index)`` is the JSON object of the model at ``index`` (for its name).
+    """
+    problems: dict[str, list[str]] = {}  # where -> its problems, in order
+    for path, leaf in _leaves(exc, prefix):
+        if len(path) >= 2 and path[0] == "models" and isinstance(path[1], int):
+            where, rest = f"invalid catalogue entry{_which(model(path[1]), path[1])}", path[2:]
+        elif path[:1] == ("entry",):  # one entry structured alone, position unknown
+            where, rest = f"invalid catalogue entry{_which(model(None), None)}", path[1:]
+        else:
+            where, rest = "invalid catalogue", path
+        problems.setdefault(where, []).append(_problem(rest, leaf))
+    count = sum(map(len, problems.values()))
+    parts, left = [], _SHOWN_PROBLEMS
+    for where, found in problems.items():
+        if left <= 0:
+            break
+        parts.append(f"{where}: {', '.join(found[:left])}")
+        left -= len(found)
+    shown = "; ".join(parts)
+    if count > _SHOWN_PROBLEMS:
+        shown += f" (and {count - _SHOWN_PROBLEMS} more)"
+    return ConfigurationError(f"{source}: {shown}")
 
 
 def entry_from_dict(
@@ -359,47 +358,31 @@ def entry_from_dict(
     """Structure and validate one model object of a catalogue, exactly as
     :func:`catalog_from_json` does for every model.
 
-    Every field is checked against its JSON type (``pretrained`` a boolean, ``size`` an
-    integer or null, enums one of their values...); unknown keys are ignored. Raises
-    :class:`~omnihub.errors.ConfigurationError` naming ``source``, the model (its position
-    ``index`` in the catalogue when given, and its name), the field and what was expected.
+    Raises :class:`~omnihub.errors.ConfigurationError` naming ``source``, the model (its
+    position ``index`` in the catalogue when given, and its name), the field and what was
+    expected.
     """
-    prefix = f"{source}: invalid catalogue entry"
-    if type(data) is not dict:
-        where = f" models[{index}]" if index is not None else ""
-        raise _error(f"{prefix}{where}: expected a JSON object, got {_show(data)}")
+    from cattrs.errors import BaseValidationError
+
     try:
-        return ModelEntry(**_fields_of(data))
-    except _Invalid as bad:
-        what = (
-            f"missing field {bad.field!r} ({bad.expected})"
-            if bad.missing
-            else f"field {bad.field!r}: expected {bad.expected}, got {_show(bad.value)}"
-        )
-        raise _error(f"{prefix}{_which(data, index)}: {what}") from None
+        return _converter().structure(data, ModelEntry)
+    except (BaseValidationError, TypeError) as exc:
+        prefix: _Path = ("entry",) if index is None else ("models", index)
+        raise _invalid(exc, source, lambda _index: data, prefix) from None
 
 
 def catalog_from_json(text: str | bytes, *, source: str | Path = "<catalogue>") -> Catalog:
-    """Parse a catalogue, raising :class:`~omnihub.errors.ConfigurationError` naming ``source``."""
+    """Parse a catalogue, raising :class:`~omnihub.errors.ConfigurationError` naming ``source``,
+    and for a bad model its position, name and field."""
+    from cattrs.errors import BaseValidationError
+
     data = _check_version(_load_json(text, source), source)
-    header: dict[str, str] = {}
-    for key in ("namespace", "package"):
-        value = data.get(key)
-        if type(value) is not str:
-            what = (
-                f"missing field {key!r} (a string)"
-                if key not in data
-                else f"field {key!r}: expected a string, got {_show(value)}"
-            )
-            raise _error(f"{source}: invalid catalogue: {what}")
-        header[key] = value
-    models = tuple(
-        entry_from_dict(model, source=source, index=i)
-        for i, model in enumerate(_models_list(data, source))
-    )
-    return Catalog(
-        namespace=header["namespace"],
-        package=header["package"],
-        models=models,
-        schema_version=CATALOG_SCHEMA_VERSION,
-    )
+    models = _models_list(data, source)
+    try:
+        return _converter().structure(data, Catalog)
+    except (BaseValidationError, TypeError) as exc:
+
+        def model(index: int | None) -> object:
+            return models[index] if index is not None and 0 <= index < len(models) else None
+
+        raise _invalid(exc, source, model, ()) from None

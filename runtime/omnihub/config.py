@@ -10,11 +10,12 @@ honoured without any global state.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
+
+import attrs
 
 from omnihub._enums import DEFAULT_OMNIHUB_URL
-from omnihub._value import Value, store
 from omnihub.errors import ConfigurationError
 from omnihub.urls import redact_url
 
@@ -26,12 +27,6 @@ __all__ = [
     "describe",
     "resolve",
 ]
-
-# Not ``from typing import TYPE_CHECKING``: resolving the config on a cache hit must not
-# pay for importing typing.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 #: The Hugging Face Hub endpoint used when ``HF_ENDPOINT`` is unset.
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
@@ -53,115 +48,58 @@ ENV: Mapping[str, tuple[str, ...]] = {
     "retry_after_max": ("OMNIHUB_RETRY_AFTER_MAX",),
     "connections": ("OMNIHUB_CONNECTIONS",),
     "parallel_min_size": ("OMNIHUB_PARALLEL_MIN_SIZE",),
-    "splice": ("OMNIHUB_SPLICE",),
-    "direct_io": ("OMNIHUB_DIRECT_IO",),
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
-class Setting(Value):
+@attrs.frozen
+class Setting:
     """One resolved setting, for display: its value (secrets masked) and its origin."""
 
-    __slots__ = ("name", "value", "source")
     name: str
     value: str
     source: str  # "argument", "environment (VAR)" or "default"
 
-    def __init__(self, name: str, value: str, source: str) -> None:
-        store(self, locals())
+
+def _redacted_urls(urls: tuple[str, ...]) -> str:
+    return repr(tuple(redact_url(u) for u in urls))
 
 
-_NO_SOURCES: Mapping[str, str] = MappingProxyType({})
+def _sources(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
 
 
-class Config(Value):
+@attrs.frozen(kw_only=True)
+class Config:
     """The fully resolved configuration one download or cache lookup runs with.
 
     ``urls`` lists the omnihub zoo mirrors, tried in order (``OMNIHUB_URL`` may name several,
     separated by whitespace or commas). Timeouts and backoff are in seconds; ``retries`` is
     the number of extra attempts after the first on a transient failure. Files of at least
-    ``parallel_min_size`` bytes from servers that accept ranges are fetched over
-    ``connections`` connections at once (1: always one stream). ``splice=False`` turns off the
-    Linux zero-copy receive of plain-HTTP single streams (:mod:`omnihub._splice`);
-    ``direct_io=False`` keeps large single streams in the page cache instead of writing them
-    with ``O_DIRECT`` (:mod:`omnihub._direct`).
+    ``parallel_min_size`` bytes from servers that accept ranges may be fetched over
+    ``connections`` connections at once (1: always one stream).
     ``sources`` says where each setting came from (for ``omnihub doctor``); it takes no part
     in equality. The repr hides the Hugging Face token and any credentials in the URLs.
     """
 
-    __slots__ = (
-        "home",
-        "urls",
-        "offline",
-        "disable_progress",
-        "hf_endpoint",
-        "hf_token",
-        "allow_http",
-        "connect_timeout",
-        "read_timeout",
-        "retries",
-        "backoff",
-        "backoff_max",
-        "retry_after_max",
-        "connections",
-        "parallel_min_size",
-        "splice",
-        "direct_io",
-        "sources",
-    )
-    _repr_hidden = frozenset({"hf_token", "sources"})
-    _uncompared = frozenset({"sources"})
-
     home: Path
-    urls: tuple[str, ...]
-    offline: bool
-    disable_progress: bool
-    hf_endpoint: str
-    hf_token: str | None
-    allow_http: bool
-    connect_timeout: float
-    read_timeout: float
-    retries: int
-    backoff: float
-    backoff_max: float
-    retry_after_max: float
-    connections: int
-    parallel_min_size: int
-    splice: bool
-    direct_io: bool
-    sources: Mapping[str, str]
-
-    def __init__(
-        self,
-        *,
-        home: Path,
-        urls: tuple[str, ...],
-        offline: bool = False,
-        disable_progress: bool = False,
-        hf_endpoint: str = DEFAULT_HF_ENDPOINT,
-        hf_token: str | None = None,
-        allow_http: bool = False,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        retries: int = 5,
-        backoff: float = 0.5,
-        backoff_max: float = 30.0,
-        retry_after_max: float = 120.0,
-        connections: int = 8,
-        parallel_min_size: int = 64 << 20,
-        splice: bool = True,
-        direct_io: bool = True,
-        sources: Mapping[str, str] = _NO_SOURCES,
-    ) -> None:
-        sources = dict(sources)
-        store(self, locals())
-
-    def _repr_field(self, name: str) -> str:
-        if name == "urls":
-            return repr(tuple(redact_url(u) for u in self.urls))
-        return super()._repr_field(name)
+    urls: tuple[str, ...] = attrs.field(repr=_redacted_urls)
+    offline: bool = False
+    disable_progress: bool = False
+    hf_endpoint: str = DEFAULT_HF_ENDPOINT
+    hf_token: str | None = attrs.field(default=None, repr=False)
+    allow_http: bool = False
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 5
+    backoff: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+    connections: int = 8
+    parallel_min_size: int = 64 << 20
+    sources: Mapping[str, str] = attrs.field(factory=dict, converter=_sources, eq=False, repr=False)
 
 
 def _default_home() -> Path:
@@ -183,8 +121,6 @@ _DEFAULTS: dict[str, object] = {
     "retry_after_max": 120.0,
     "connections": 8,
     "parallel_min_size": 64 << 20,
-    "splice": True,
-    "direct_io": True,
 }
 
 
@@ -230,7 +166,7 @@ def _convert(field: str, name: str, raw: object) -> object:
         return Path(raw).expanduser()
     if field == "urls":
         return _split_urls(name, raw)
-    if field in {"offline", "disable_progress", "allow_http", "splice", "direct_io"}:
+    if field in {"offline", "disable_progress", "allow_http"}:
         return _parse_bool(name, raw)
     if field in {"retries", "connections", "parallel_min_size"}:
         value = int(_parse_number(name, raw, int))

@@ -14,6 +14,7 @@ __all__ = [
     "ModelNotFoundError",
     "OfflineError",
     "OmnihubError",
+    "WriteError",
 ]
 
 
@@ -43,3 +44,7 @@ class OfflineError(OmnihubError):
 
 class LoadError(OmnihubError):
     """A model file could not be parsed by its loader (truncated, corrupt, wrong format)."""
+
+
+class WriteError(DownloadError):
+    """The local disk refused a download (full, read-only, quota): no mirror can help."""

@@ -1,39 +1,39 @@
 """Resolve, download, verify and cache model files: :func:`fetch`.
 
-``fetch(entry)`` returns the verified file at ``$OMNIHUB_HOME/<framework>/<file>``.
+``fetch(entry)`` returns the verified file at ``$OMNIHUB_HOME/<framework>/<file>``:
 
-- Hit: one ``stat`` plus the small record beside the file (:func:`omnihub.cache.is_fresh`);
-  no hashing, no socket, no import of requests or tqdm.
-- Miss: take the per-target lock (one download however many threads or processes ask),
-  look again (someone may have just finished), otherwise walk the repositories
-  (:mod:`omnihub.repositories`) and download into ``<file>.incomplete``
-  (:func:`omnihub.download.download`), which verifies size and sha256; then publish with an
-  atomic ``os.replace`` and write the record. A corrupt cached copy is moved aside to
-  ``<file>.corrupt`` and fetched again, with a warning.
-- Entries without a declared sha256 get the hash of their first download recorded (trust on
-  first use); any later download or cached copy must match it.
-- ``OMNIHUB_OFFLINE=1``: no network at all; a missing model raises
-  :class:`~omnihub.errors.OfflineError` naming the path where it was expected.
+1. Hit: one ``stat`` plus the small record beside the file (:func:`omnihub.cache.is_fresh`);
+   no hashing, no socket, no import of requests.
+2. Miss: take the file's lock (one download however many threads or processes ask; a
+   waiter returns as soon as the holder publishes), then rehash what is there
+   (:func:`omnihub.cache.rehash_and_repair`: a good copy gets a fresh record, a bad one is
+   moved aside to ``<file>.corrupt``).
+3. Walk the repositories (:mod:`omnihub.repositories`) and :func:`omnihub.download.download`
+   into ``<file>.incomplete``, verified against the declared size and sha256.
+4. Publish: fsync the file, ``os.replace`` it into place, fsync the directory, then write the
+   record -- so a record never vouches for data that is not on disk.
+
+Entries without a declared sha256 get the hash of their first download recorded (trust on
+first use); later downloads and cached copies must match it. ``OMNIHUB_OFFLINE=1``: no
+network; a missing model raises :class:`~omnihub.errors.OfflineError` naming the path.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from pathlib import Path
 
 from omnihub.cache import is_fresh, touch_record
 from omnihub.config import resolve
+from omnihub.layout import partial_path
 from omnihub.urls import cache_path
 
 # Not ``from typing import TYPE_CHECKING``: a cache hit must not pay for importing typing.
 TYPE_CHECKING = False
-
 if TYPE_CHECKING:
     import logging
 
-    from omnihub.cache import Record
     from omnihub.catalog import ModelEntry
     from omnihub.config import Config
     from omnihub.download import Transfer
@@ -46,11 +46,6 @@ def target_path(entry: ModelEntry, config: Config | None = None) -> Path:
     """Where ``entry``'s file lives in the cache (validated: always inside the home)."""
     cfg = resolve() if config is None else config
     return cache_path(cfg.home, str(entry.framework), entry.file)
-
-
-def partial_path(path: Path) -> Path:
-    """``<file>.incomplete``: where a download of ``path`` is written before verification."""
-    return path.with_name(path.name + ".incomplete")
 
 
 def fetch(entry: ModelEntry, *, force_download: bool = False, config: Config | None = None) -> Path:
@@ -77,22 +72,10 @@ def _logger() -> logging.Logger:
     return logging.getLogger("omnihub")
 
 
-def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool) -> bool:
-    """Validate a cached file the cheap test rejected; True if it is good.
-
-    Rehashes it. A good file gets a fresh record (if ``writable``); a bad one is moved aside
-    to ``<file>.corrupt`` with a warning (if ``writable``) so the caller fetches it again. One
-    whose record is marked lost, or whose fsync fails now, is never good (see
-    :func:`omnihub.cache.mark_lost`): it is removed, or left marked lost, and fetched again.
-    """
-    from omnihub.cache import (
-        Record,
-        forget,
-        hash_file,
-        quarantine,
-        read_record,
-        write_durable_record,
-    )
+def _repaired(entry: ModelEntry, path: Path, *, label: str, writable: bool) -> bool:
+    """True if the copy at ``path`` is good (rehashed); a bad one is moved aside if
+    ``writable`` (the caller holds the lock), with a warning."""
+    from omnihub.cache import rehash_and_repair
 
     try:
         st = os.stat(path)
@@ -107,92 +90,58 @@ def _check_existing(entry: ModelEntry, path: Path, *, label: str, writable: bool
         )
     if is_fresh(path, entry.sha256, entry.size):
         return True
-    record = read_record(path)
-    if record is not None and record.lost:
-        # An fsync of it failed: a rehash would read the page cache, not the disk.
-        if writable:
-            forget(path)
-            _logger().warning(
-                "%s: the disk failed to keep %s (an fsync reported a write-back error); "
-                "removed it and fetching it again",
-                label,
-                path,
-            )
-        return False
-    digest, size = hash_file(path)
-    expected = entry.sha256.lower() if entry.sha256 else (record.sha256 if record else None)
-    problem = None
-    if entry.size is not None and size != entry.size:
-        problem = f"size {size} bytes, expected {entry.size}"
-    elif expected is not None and digest != expected:
-        problem = f"sha256 {digest}, expected {expected}"
-    if problem is None:
-        if writable:
-            from omnihub._partial import WriteError
-
-            origin = "declared" if entry.sha256 else "first-use"
-            url = record.url if record else None
-            try:
-                write_durable_record(path, Record(size, st.st_mtime_ns, digest, origin, url))
-            except WriteError as exc:  # the disk lost it: marked so, and fetched again
-                _logger().warning("%s: %s", label, exc)
-                return False
-        return True
-    if not writable:
-        return False
-    aside = quarantine(path)
-    _logger().warning(
-        "%s: cached file %s is corrupt (%s); moved it to %s and fetching it again",
-        label,
-        path,
-        problem,
-        aside,
+    check = rehash_and_repair(
+        path, sha256=entry.sha256, size=entry.size, repair=writable, locked=True
     )
-    return False
+    if not check.ok and writable:
+        _logger().warning(
+            "%s: cached file %s is corrupt (%s); fetching it again", label, path, check.message
+        )
+    return check.ok
 
 
-def _tofu_sha256(entry: ModelEntry, path: Path) -> tuple[str | None, str]:
-    """The sha256 a download must have, and its origin (declared or first use)."""
+def _pinned_sha256(entry: ModelEntry, path: Path) -> tuple[str | None, str]:
+    """The sha256 a download must have, and its origin (declared, or first use)."""
     if entry.sha256:
         return entry.sha256.lower(), "declared"
     from omnihub.cache import read_record
 
-    record: Record | None = read_record(path)
+    record = read_record(path)
     if record is not None and record.origin == "first-use":
         return record.sha256, "first-use"
     return None, "first-use"
 
 
+def _offline(entry: ModelEntry, path: Path, force_download: bool, label: str) -> Path:
+    from omnihub.errors import OfflineError
+
+    if force_download:
+        raise OfflineError(
+            f"{label}: force_download=True but offline mode is on (OMNIHUB_OFFLINE=1); "
+            f"the cached file would be {path}"
+        )
+    existed = path.exists()
+    if _repaired(entry, path, label=label, writable=os.access(path.parent, os.W_OK)):
+        return path
+    if not existed:
+        state = "is not cached"
+    else:
+        state = "is corrupt" if path.exists() else "is corrupt (moved aside)"
+    raise OfflineError(
+        f"{label} {state} and offline mode is on (OMNIHUB_OFFLINE=1); "
+        f"expected a verified file at {path}"
+    )
+
+
 def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool) -> Path:
-    from omnihub.errors import DownloadError, IntegrityError, OfflineError
+    import contextlib
+
+    from omnihub.errors import DownloadError, IntegrityError
     from omnihub.locking import target_lock
 
     label = _label(entry)
     if cfg.offline:
-        if force_download:
-            raise OfflineError(
-                f"{label}: force_download=True but offline mode is on (OMNIHUB_OFFLINE=1); "
-                f"the cached file would be {path}"
-            )
-        from omnihub.cache import read_record
-
-        existed = path.exists()
-        before = read_record(path) if existed else None
-        if _check_existing(entry, path, label=label, writable=os.access(path.parent, os.W_OK)):
-            return path
-        gone = existed and not path.exists()  # repaired: moved aside, or removed if lost
-        after = None if gone else read_record(path)
-        if not existed:
-            state = "is not cached"
-        elif any(r is not None and r.lost for r in (before, after)):
-            state = "was not kept by the disk (an fsync of it failed)"
-            state += " (removed)" if gone else ""
-        else:
-            state = "is corrupt (moved aside)" if gone else "is corrupt"
-        raise OfflineError(
-            f"{label} {state} and offline mode is on (OMNIHUB_OFFLINE=1); "
-            f"expected a verified file at {path}"
-        )
+        return _offline(entry, path, force_download, label)
 
     def ready() -> bool:
         return not force_download and is_fresh(path, entry.sha256, entry.size)
@@ -203,7 +152,7 @@ def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool
         held = stack.enter_context(target_lock(path, label=label, ready=ready))
     except OSError as exc:
         # Read-only home: a good cached copy can still be used, nothing can be written.
-        if not force_download and _check_existing(entry, path, label=label, writable=False):
+        if not force_download and _repaired(entry, path, label=label, writable=False):
             return path
         raise DownloadError(
             f"{label}: cannot download into {path}: {exc.strerror or exc} "
@@ -213,9 +162,9 @@ def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool
         if not held:  # another process published it while we waited
             touch_record(path)
             return path
-        if not force_download and _check_existing(entry, path, label=label, writable=True):
+        if not force_download and _repaired(entry, path, label=label, writable=True):
             return path
-        expected, origin = _tofu_sha256(entry, path)
+        expected, origin = _pinned_sha256(entry, path)
         partial = partial_path(path)
         try:
             transfer, source = _download_any(
@@ -223,12 +172,7 @@ def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool
             )
         except IntegrityError as exc:
             raise IntegrityError(f"{exc} (for {path})") from None
-        unsettled = _publish(path, partial, transfer, source=source, origin=origin, label=label)
-    if unsettled is not None:
-        # After the lock is released: the settling thread takes it to rewrite the record.
-        from omnihub._durable import settle
-
-        settle(path, unsettled, label=label)
+        _publish(path, partial, transfer, source=source, origin=origin, label=label)
     return path
 
 
@@ -242,8 +186,8 @@ def _download_any(
     label: str,
 ) -> tuple[Transfer, Source]:
     """Try each repository's sources in order; fall back on not-found or unavailable only."""
-    from omnihub.download import WriteError, download
-    from omnihub.errors import DownloadError, ModelNotFoundError
+    from omnihub.download import download
+    from omnihub.errors import DownloadError, ModelNotFoundError, WriteError
     from omnihub.repositories import repositories_for
 
     failures: list[str] = []
@@ -288,32 +232,25 @@ def _download_any(
 
 def _publish(
     path: Path, partial: Path, transfer: Transfer, *, source: Source, origin: str, label: str
-) -> Record | None:
-    """Move the verified partial into place atomically and record it.
-
-    Where :func:`omnihub._durable.deferred` (Linux), the partial was not fsynced yet: the
-    record names this boot, and it is returned for :func:`omnihub._durable.settle` to make
-    the file durable and clear it once the lock is released. Elsewhere the partial is
-    already fsynced, only the directory is left to sync, and None is returned.
-    """
-    from omnihub import _durable
-    from omnihub.cache import Record, write_record
+) -> None:
+    """fsync the verified partial, move it into place, fsync the directory, record it."""
+    from omnihub.cache import Record, replace_durably, write_record
+    from omnihub.errors import WriteError
     from omnihub.urls import redact_url
 
-    st = os.stat(partial)
-    os.replace(partial, path)
-    deferred = _durable.deferred()
-    record = Record(
-        transfer.size,
-        st.st_mtime_ns,
-        transfer.sha256,
-        origin,
-        redact_url(source.url),
-        boot_id=_durable.boot_id() if deferred else None,
-    )
+    try:
+        replace_durably(partial, path)
+    except OSError as exc:
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise WriteError(
+            f"{label}: the disk failed to keep {partial} ({exc.strerror or exc}); nothing was kept"
+        ) from None
+    st = os.stat(path)
+    record = Record(transfer.size, st.st_mtime_ns, transfer.sha256, origin, redact_url(source.url))
     write_record(path, record)
-    if not deferred:
-        _durable.sync_directory(path.parent)
     _logger().info(
         "%s: downloaded %d bytes from %s into %s",
         label,
@@ -321,4 +258,3 @@ def _publish(
         redact_url(source.url),
         path,
     )
-    return record if deferred else None

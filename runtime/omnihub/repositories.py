@@ -273,10 +273,6 @@ def _load_entry_points() -> None:
     if _state["entry_points_loaded"]:
         return
     _state["entry_points_loaded"] = True
-    from omnihub._entry_points import may_declare
-
-    if not may_declare(ENTRY_POINT_GROUP):  # cheap: no distribution mentions the group
-        return
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):

@@ -14,6 +14,7 @@ from pathlib import PurePath
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from omnihub.errors import ConfigurationError
+from omnihub.layout import SIDECARS
 
 __all__ = [
     "RESERVED_SUFFIXES",
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 #: Suffixes of the files omnihub keeps beside a cached model; model names may not end so.
-RESERVED_SUFFIXES = (".incomplete", ".incomplete.json", ".lock", ".omnihub.json", ".corrupt")
+RESERVED_SUFFIXES = SIDECARS
 
 _MAX_SEGMENT_BYTES = 200  # leaves room for the sidecar suffixes under NAME_MAX (255)
 _FORBIDDEN = frozenset("\\:\x7f") | frozenset(chr(c) for c in range(32))

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.bench_download import asking_wall
+from benchmarks.bench_https import asking_wall
 from benchmarks.child import parse_ask
 from benchmarks.procs import ChildFailed, Gate, Running, start, wait_measured
 

@@ -6,7 +6,6 @@ import json
 import os
 
 import pytest
-from omnihub.cache import mark_lost, read_record
 
 from .conftest import Zoo
 
@@ -179,7 +178,7 @@ def test_verify_checks_against_the_catalogue_too(cached: Zoo) -> None:
     record.unlink()  # as if DL4J had written the file: no record
     result = cached.cli.run("verify", "--no-repair", "gamma")
     assert result.returncode == 4
-    assert "the catalogue declares" in result.stdout
+    assert "size 23 bytes, expected 42" in result.stdout  # the catalogue's size
 
 
 def test_verify_repair_that_fails_stays_bad(cached: Zoo) -> None:
@@ -199,27 +198,3 @@ def test_verify_named_but_not_cached(zoo: Zoo) -> None:
     assert repaired.returncode == 0, repaired.stdout
     assert "not cached; downloaded and verified" in repaired.stdout
     assert zoo.cached("delta").read_bytes() == zoo.contents["delta"]
-
-
-def test_a_file_the_disk_failed_to_keep_is_listed_lost_and_repaired(cached: Zoo) -> None:
-    """A record marked lost (an fsync of the file failed, see ``cache.mark_lost``)."""
-    path = cached.cached("gamma")
-    record = read_record(path)
-    assert record is not None
-    mark_lost(path, record)
-    items = json.loads(cached.cli.run("cache", "ls", "--json").stdout)
-    assert {i["name"]: i["state"] for i in items} == {
-        "zoo.alpha": "ok",
-        "zoo.beta": "ok",
-        "zoo.gamma": "lost",
-    }
-    result = cached.cli.run("verify", "gamma")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith(
-        "repaired  zoo.gamma  the disk failed to keep it (an fsync reported a write-back error)"
-    )
-    assert "downloaded again and verified" in result.stdout
-    assert path.read_bytes() == cached.contents["gamma"]
-    again = read_record(path)
-    assert again is not None
-    assert again.lost is False

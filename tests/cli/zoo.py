@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import attrs
 from omnihub._enums import Format, Framework, ModelType
-from omnihub._value import evolve
 from omnihub.catalog import CATALOG_FILENAME, Catalog, ModelEntry, catalog_to_json
 from omnihub.search import GENERATED_ROOT
 
@@ -52,4 +52,4 @@ def write_zoo_file(zoo: Path, model: ModelEntry, content: bytes) -> None:
 
 def pinned(model: ModelEntry, content: bytes) -> ModelEntry:
     """``model`` with the sha256 and size of ``content`` declared."""
-    return evolve(model, sha256=hashlib.sha256(content).hexdigest(), size=len(content))
+    return attrs.evolve(model, sha256=hashlib.sha256(content).hexdigest(), size=len(content))

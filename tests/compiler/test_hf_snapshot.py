@@ -258,11 +258,11 @@ def make_pair(path: Path, entry: ModelEntry) -> tuple[Path, str]:
 
 
 def test_a_factory_gets_the_snapshot_path(hub: FakeHub) -> None:
+    import attrs
     from omnihub._entry import _entries, load_model
-    from omnihub_compiler.lock import replace_fields
 
     factory = f"{__name__}:make_pair"
-    entry = replace_fields(_entry("config.js?n"), factory=factory)
+    entry = attrs.evolve(_entry("config.js?n"), factory=factory)
     _entries["m", "llm"] = entry  # what the catalogue of package "m" would give
     try:
         loaded = load_model("m", "llm")

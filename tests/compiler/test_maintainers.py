@@ -17,6 +17,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,7 +33,6 @@ from omnihub_compiler.lock import (
     apply_lock,
     read_lock,
     render_lock,
-    replace_fields,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -558,7 +558,7 @@ def test_apply_lock_spec_wins_lock_fills_conflicts_error(
         assert errors == []
         assert got.sha256 == (spec_sha if spec_sha is not None else pinned.sha256)
         assert got.size == (spec_size if spec_size is not None else pinned.size)
-        assert replace_fields(got, sha256=spec_sha, size=spec_size) == model
+        assert attrs.evolve(got, sha256=spec_sha, size=spec_size) == model
 
 
 def test_apply_lock_without_lock_is_identity() -> None:

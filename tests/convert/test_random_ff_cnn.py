@@ -124,8 +124,11 @@ def _conv_out(size: int, ksdp: tuple[int, int, int, int], mode: str) -> int:
     return (size + 2 * p - ((k - 1) * d + 1)) // s + 1
 
 
+# One draw per layer kind and its shape arithmetic: a strategy is a long, flat recipe.
 @st.composite
-def cnn_network(draw: st.DrawFn) -> tuple[list[Layer], tuple[int, int, int], str, dict[int, Any]]:
+def cnn_network(  # noqa: PLR0912, PLR0915
+    draw: st.DrawFn,
+) -> tuple[list[Layer], tuple[int, int, int], str, dict[int, Any]]:
     """Conv/pooling/padding/... layers on [N, C, H, W] (or NHWC), then a CNN loss layer or a
     CnnToFeedForward preprocessor, a dense layer and an output layer."""
     w = Weights(draw(st.integers(0, 2**32 - 1)))

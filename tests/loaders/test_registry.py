@@ -8,9 +8,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import attrs
 import pytest
 from omnihub._enums import Format, Framework, ModelType
-from omnihub._value import evolve
 from omnihub.catalog import ModelEntry
 from omnihub.errors import ConfigurationError
 from omnihub.loaders import LoaderSpec, find_loader, load, register, registered_loaders, result_type
@@ -117,7 +117,7 @@ def test_factory_is_called_with_path_and_entry(
     assert model.path == tmp_path / "weights.safetensors"  # type: ignore[attr-defined]
     assert model.entry is entry  # type: ignore[attr-defined]
     assert result_type(entry) == ("omnihub_test_factory", "Rebuilt")
-    assert result_type(evolve(entry, metadata={})) == ("builtins", "object")
+    assert result_type(attrs.evolve(entry, metadata={})) == ("builtins", "object")
 
 
 @pytest.mark.parametrize(

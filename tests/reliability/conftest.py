@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import omnihub.download
+import omnihub.download._http
 import pytest
 
 from tests.reliability._support import HostServer
@@ -50,5 +50,5 @@ def env(tmp_path: Path, server: HostServer, monkeypatch: pytest.MonkeyPatch) -> 
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record backoff delays instead of sleeping (the downloader's own sleep hook)."""
     delays: list[float] = []
-    monkeypatch.setattr(omnihub.download, "sleep", delays.append)
+    monkeypatch.setattr(omnihub.download._http, "pause", delays.append)
     return delays

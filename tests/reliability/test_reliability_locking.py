@@ -1,6 +1,6 @@
 """The per-target lock under stress, across real processes: exactly one holder at a time, a
-SIGKILLed holder never blocks anyone, and a lock file unlinked while others wait still leaves
-exactly one holder.
+SIGKILLed holder never blocks anyone, and cache maintenance never deletes a lock file (so
+every holder always locks the same inode).
 
 Mutual exclusion is checked two ways inside the critical section: an ``O_EXCL`` marker file
 (creating it fails if another holder is inside) and a read-sleep-write counter (a lost update
@@ -24,22 +24,18 @@ from tests.runtime.helpers import REPO, child_env
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="flock-based lock tests are POSIX-only")
 
 # Runs in each contender: take the lock ``rounds`` times; inside, check nobody else is.
-# With ``unlink``, remove the lock file while still holding it, as the last act inside (the
-# protocol every remover follows, e.g. cache.remove), so later contenders create a new one.
-# With ``slow``, an audit hook sleeps between opening the lock file and flock-ing it: that is
-# where a contender can open a file that is unlinked a moment later, so the window a missing
-# identity check needs is wide.
+# With ``slow``, an audit hook sleeps before each flock try, widening every race window.
 _CONTENDER = """
 import fcntl, json, os, sys, time
 from pathlib import Path
 target, rounds = Path(sys.argv[1]), int(sys.argv[2])
-unlink, slow = sys.argv[3] == "1", sys.argv[4] == "1"
+slow = sys.argv[3] == "1"
 if slow:
     def _audit(event, args):
         if event == "fcntl.flock" and args[1] == fcntl.LOCK_EX | fcntl.LOCK_NB:
             time.sleep(0.001)
     sys.addaudithook(_audit)
-from omnihub.locking import lock_path, target_lock
+from omnihub.locking import target_lock
 inside, counter = target.with_name("inside"), target.with_name("counter")
 overlaps = 0
 for _ in range(rounds):
@@ -56,8 +52,6 @@ for _ in range(rounds):
             os.unlink(inside)
         except FileNotFoundError:
             pass
-        if unlink:  # the holder's last act, as in cache.remove: after it, a newcomer may
-            os.unlink(lock_path(target))  # create and lock a new file at once
 print(json.dumps({"overlaps": overlaps}))
 """
 
@@ -73,11 +67,11 @@ def _spawn(code: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _contend(tmp_path: Path, *, processes: int, rounds: int, unlink: bool, slow: bool) -> None:
+def _contend(tmp_path: Path, *, processes: int, rounds: int, slow: bool) -> None:
     target = tmp_path / "m.bin"
     target.with_name("counter").write_text("0")
-    flags = ("1" if unlink else "0", "1" if slow else "0")
-    children = [_spawn(_CONTENDER, str(target), str(rounds), *flags) for _ in range(processes)]
+    flag = "1" if slow else "0"
+    children = [_spawn(_CONTENDER, str(target), str(rounds), flag) for _ in range(processes)]
     overlaps = []
     for child in children:
         out, err = child.communicate(timeout=120)
@@ -88,13 +82,11 @@ def _contend(tmp_path: Path, *, processes: int, rounds: int, unlink: bool, slow:
 
 
 def test_many_processes_hold_the_lock_one_at_a_time(tmp_path: Path) -> None:
-    _contend(tmp_path, processes=6, rounds=30, unlink=False, slow=False)
+    _contend(tmp_path, processes=6, rounds=30, slow=False)
 
 
-def test_a_lock_file_unlinked_while_others_wait_still_has_one_holder(tmp_path: Path) -> None:
-    """Every holder unlinks the lock file before letting go; contenders that opened the old
-    file (slowed down right between open and flock) must notice and start over."""
-    _contend(tmp_path, processes=6, rounds=25, unlink=True, slow=True)
+def test_slowed_contenders_still_hold_the_lock_one_at_a_time(tmp_path: Path) -> None:
+    _contend(tmp_path, processes=6, rounds=25, slow=True)
 
 
 _HOLDER = """
@@ -109,9 +101,12 @@ with target_lock(Path(sys.argv[1])) as held:
 _WAITER = """
 import fcntl, sys
 from pathlib import Path
-def _audit(event, args):
-    if event == "fcntl.flock" and args[1] == fcntl.LOCK_SH:  # the blocking shared wait
-        print("waiting", flush=True)
+tries = []
+def _audit(event, args):  # a second non-blocking try: the lock is held and we poll
+    if event == "fcntl.flock" and args[1] & fcntl.LOCK_NB:
+        tries.append(1)
+        if len(tries) == 2:
+            print("waiting", flush=True)
 sys.addaudithook(_audit)
 from omnihub.locking import target_lock
 with target_lock(Path(sys.argv[1]), ready=lambda: False) as held:
@@ -151,47 +146,37 @@ def test_a_sigkilled_holder_blocks_nobody(tmp_path: Path) -> None:
         assert held
 
 
-# Runs cache.remove, pausing right before it unlinks the lock file until the parent says go.
 _REMOVER = """
 import sys
 from pathlib import Path
-def _audit(event, args):
-    if event == "os.remove" and str(args[0]).endswith(".lock"):
-        print("unlinking the lock file", flush=True)
-        sys.stdin.readline()
-sys.addaudithook(_audit)
 from omnihub.cache import remove
+print("removing", flush=True)
 remove([Path(sys.argv[1])])
 print("removed", flush=True)
 """
 
 
-def test_cache_remove_unlinking_the_lock_file_leaves_one_holder(tmp_path: Path) -> None:
-    """Deterministic interleaving: cache.remove is paused just before it unlinks the lock
-    file; a contender takes the lock then (if it can), then a newcomer after the unlink. At
-    most one of them may believe it holds the lock."""
+def test_cache_remove_waits_for_the_holder_and_keeps_the_lock_file(tmp_path: Path) -> None:
+    """``cache rm`` of a file being downloaded waits for the download's lock, removes the
+    file and its sidecars, and leaves the lock file: whoever comes next locks that same
+    inode, so there is never a second holder."""
     target = tmp_path / "m.bin"
     target.write_bytes(b"cached")
-    remover = subprocess.Popen(
-        [sys.executable, "-c", _REMOVER, str(target)],
-        cwd=REPO,
-        env=child_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert remover.stdin is not None
-    try:
-        assert _line(remover) == "unlinking the lock file"
-        with try_target_lock(target) as contender:
-            remover.stdin.write("go\n")
-            remover.stdin.flush()
-            assert _line(remover) == "removed"
-            with try_target_lock(target) as newcomer:
-                assert newcomer
-                assert not contender, "two holders: the contender's lock file was unlinked"
-    finally:
-        remover.kill()
-        remover.communicate()
+    lock = lock_path(target)
+    with target_lock(target) as held:
+        assert held
+        inode = lock.stat().st_ino
+        remover = _spawn(_REMOVER, str(target))
+        try:
+            assert _line(remover) == "removing"
+            with try_target_lock(target) as free:
+                assert not free
+            assert target.exists()  # still waiting for us
+        except BaseException:
+            remover.kill()
+            raise
+    out, err = remover.communicate(timeout=60)
+    assert remover.returncode == 0, err
+    assert out.splitlines()[-1] == "removed"
     assert not target.exists()
+    assert lock.stat().st_ino == inode

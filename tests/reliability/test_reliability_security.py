@@ -18,13 +18,13 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import attrs
 import numpy as np
 import omnihub
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omnihub._enums import DEFAULT_OMNIHUB_URL, Format, Framework, ModelType
-from omnihub._value import evolve
 from omnihub.config import describe, resolve
 from omnihub.errors import ConfigurationError, LoadError, ModelNotFoundError, OmnihubError
 from omnihub.hub import fetch
@@ -305,7 +305,7 @@ def test_hostile_catalogue_entries_through_fetch(
     home = env.home / f"h{next(_homes)}"  # each example its own home, all inside env.home
     monkeypatch.setenv("OMNIHUB_HOME", str(home))
     hostile: Any = framework  # deliberately not a Framework
-    model = evolve(entry(data=b"m"), framework=hostile, file=file)
+    model = attrs.evolve(entry(data=b"m"), framework=hostile, file=file)
     try:
         path = fetch(model)
     except OmnihubError:

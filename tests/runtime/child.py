@@ -20,10 +20,10 @@ from omnihub.hub import fetch
 
 def main() -> int:
     if os.environ.get("OMNIHUB_TEST_ALWAYS_PARALLEL") == "1":
-        import omnihub._ranged
+        from omnihub.download import _parallel
 
-        omnihub._ranged.PROBE_SECONDS = 0.0  # go parallel at the first buffer
-        omnihub._ranged.PARALLEL_BELOW = 1 << 62
+        _parallel.WINDOW_SECONDS = 0.0  # go parallel at the first buffer
+        _parallel.PARALLEL_BELOW = 1 << 62
     (model,) = catalog_from_json(sys.argv[1]).models
     try:
         path = fetch(model)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from omnihub._enums import DEFAULT_OMNIHUB_URL
 from omnihub.config import DEFAULT_HF_ENDPOINT, describe, resolve
 from omnihub.errors import ConfigurationError
@@ -18,7 +21,7 @@ _VARS = (
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
     "OMNIHUB_RETRIES",
-    "OMNIHUB_SPLICE",
+    "OMNIHUB_BACKOFF",
 )
 
 
@@ -56,21 +59,36 @@ def test_environment_beats_default_and_argument_beats_environment(
     assert cfg.sources["offline"] == "argument"
 
 
-@pytest.mark.parametrize(
-    ("field", "variable"), [("splice", "OMNIHUB_SPLICE"), ("direct_io", "OMNIHUB_DIRECT_IO")]
-)
-def test_write_paths_are_settings_like_the_others(
-    monkeypatch: pytest.MonkeyPatch, field: str, variable: str
+@pytest.mark.parametrize("field", ["splice", "direct_io"])
+def test_the_removed_transfer_switches_are_not_settings(
+    monkeypatch: pytest.MonkeyPatch, field: str
 ) -> None:
-    assert getattr(resolve(), field) is True
-    monkeypatch.setenv(variable, "0")
-    cfg = resolve()
-    assert getattr(cfg, field) is False
-    assert cfg.sources[field] == f"environment ({variable})"
-    assert getattr(resolve(**{field: True}), field) is True
-    monkeypatch.setenv(variable, "sometimes")
-    with pytest.raises(ConfigurationError, match=variable):
-        resolve()
+    monkeypatch.setenv(f"OMNIHUB_{field.upper()}", "0")  # a stale environment is ignored
+    assert field not in {s.name for s in describe()}
+    assert not hasattr(resolve(), field)
+    with pytest.raises(ConfigurationError, match=field):
+        resolve(**{field: False})
+
+
+def test_a_config_is_a_frozen_value_whose_sources_do_not_count(tmp_path: Path) -> None:
+    from_argument = resolve(home=tmp_path)
+    from_text = resolve(home=str(tmp_path))
+    assert from_argument == from_text
+    assert from_argument == attrs.evolve(from_argument, sources={})
+    assert hash(from_argument) == hash(attrs.evolve(from_argument, sources={}))
+    assert from_argument != attrs.evolve(from_argument, retries=0)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        from_argument.retries = 1  # type: ignore[misc]
+
+
+@given(retries=st.integers(0, 10**6), backoff=st.floats(0, 1e6, allow_nan=False))
+def test_numbers_from_the_environment_round_trip(retries: int, backoff: float) -> None:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMNIHUB_RETRIES", f" {retries} ")
+        env.setenv("OMNIHUB_BACKOFF", repr(backoff))
+        cfg = resolve()
+    assert (cfg.retries, cfg.backoff) == (retries, backoff)
+    assert cfg.sources["retries"] == "environment (OMNIHUB_RETRIES)"
 
 
 def test_home_expands_user(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,7 +103,8 @@ def test_home_expands_user(monkeypatch: pytest.MonkeyPatch) -> None:
         ("OMNIHUB_RETRIES", "-1", "OMNIHUB_RETRIES='-1'"),
         ("OMNIHUB_RETRIES", "many", "non-negative int"),
         ("OMNIHUB_URL", " , ", "at least one base URL"),
-        ("OMNIHUB_SPLICE", "sometimes", "OMNIHUB_SPLICE='sometimes'"),
+        ("OMNIHUB_ALLOW_HTTP", "sometimes", "OMNIHUB_ALLOW_HTTP='sometimes'"),
+        ("OMNIHUB_CONNECTIONS", "0", "at least 1 connection"),
     ],
 )
 def test_bad_values_name_the_variable(

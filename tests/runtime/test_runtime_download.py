@@ -11,7 +11,7 @@ import re
 import threading
 from pathlib import Path
 
-import omnihub.download
+import omnihub.download._http
 import pytest
 from omnihub.cache import read_record
 from omnihub.errors import ConfigurationError, DownloadError, IntegrityError, ModelNotFoundError
@@ -27,7 +27,7 @@ SIZE = 3_000_000
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record backoff delays instead of sleeping (the downloader's own sleep hook)."""
     delays: list[float] = []
-    monkeypatch.setattr(omnihub.download, "sleep", delays.append)
+    monkeypatch.setattr(omnihub.download._http, "pause", delays.append)
     return delays
 
 
@@ -120,6 +120,20 @@ def test_retry_after_beyond_the_limit_fails_fast(
     with pytest.raises(DownloadError, match="retry after 3600 s"):
         fetch(entry(data=b"x"))
     assert sleeps == []
+
+
+def test_the_retry_after_limit_survives_a_later_retry(
+    env: Env, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urllib3 rebuilds its Retry after every attempt: the configured limit must go along."""
+    monkeypatch.setenv("OMNIHUB_RETRY_AFTER_MAX", "5000")
+    data = payload(1000)
+    where = env.publish("model.fb", data)
+    env.server.fault(where, Fault.status(503), Fault.status(503, {"Retry-After": "3600"}))
+    assert fetch(entry(data=data)).read_bytes() == data
+    assert len(sleeps) == 2
+    assert sleeps[1] == 3600.0
+    assert [r.status for r in env.server.requests_for(where)] == [503, 503, 200]
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ import threading
 import time
 
 import pytest
-from omnihub import _ranged, download
-from omnihub._parallel import plan
+from omnihub import download
+from omnihub.download import _parallel as parallel
+from omnihub.download._parallel import plan
 from omnihub.errors import IntegrityError
 from omnihub.hub import fetch
 
@@ -25,8 +26,8 @@ def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMNIHUB_CONNECTIONS", "4")
     monkeypatch.setenv("OMNIHUB_PARALLEL_MIN_SIZE", "1000000")
     monkeypatch.setenv("OMNIHUB_TEST_ALWAYS_PARALLEL", "1")  # for child processes
-    monkeypatch.setattr(_ranged, "PROBE_SECONDS", 0.0)
-    monkeypatch.setattr(_ranged, "PARALLEL_BELOW", 1 << 62)
+    monkeypatch.setattr(parallel, "WINDOW_SECONDS", 0.0)
+    monkeypatch.setattr(parallel, "PARALLEL_BELOW", 1 << 62)
 
 
 def test_plan_covers_the_file_exactly() -> None:
@@ -54,7 +55,8 @@ def test_slow_stream_switches_to_several_connections(env: Env) -> None:
 
 
 def test_fast_stream_stays_one_stream(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_ranged, "PARALLEL_BELOW", 0)
+    monkeypatch.delenv("OMNIHUB_CONNECTIONS")  # not asked for: parallel only when it pays
+    monkeypatch.setattr(parallel, "PARALLEL_BELOW", 0)
     data = payload(SIZE)
     where = env.publish("model.fb", data)
     assert fetch(entry(data=data)).read_bytes() == data
@@ -171,3 +173,32 @@ def test_a_failing_segment_aborts_the_others_without_waiting_for_their_timeout(
         assert fetch(entry(data=data)).read_bytes() == data
     finally:
         stuck.set()
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_during_a_parallel_download_leaves_no_thread_of_ours(env: Env) -> None:
+    """KeyboardInterrupt in the caller (a notebook's Ctrl-C) while segments are running:
+    every segment and hashing thread is stopped and joined before anything is closed, so
+    none outlives ``fetch`` (and none can write into a descriptor number reused later)."""
+    import signal
+
+    data = payload(SIZE)
+    where = env.publish("model.fb", data)
+    stuck = threading.Event()
+    env.server.fault(where, Fault.none(), Fault.stall(100_000, stuck))
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fetch(entry(data=data))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        stuck.set()
+    assert len(env.server.requests_for(where)) >= 2  # interrupted in the parallel phase
+    assert [t.name for t in threading.enumerate() if t.name.startswith("omnihub-")] == []
+    assert not (env.home / "samediff" / "model.fb").exists()

@@ -182,22 +182,14 @@ def cmd_cache_prune(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _catalogue_problem(entry: ModelEntry | None, sha256: str, size: int) -> str | None:
-    """Compare a rehash with what the installed catalogue declares for that file."""
-    if entry is None:
-        return None
-    if entry.size is not None and entry.size != size:
-        return f"size {size} bytes, the catalogue declares {entry.size}"
-    if entry.sha256 is not None and entry.sha256.lower() != sha256:
-        return f"sha256 {sha256}, the catalogue declares {entry.sha256.lower()}"
-    return None
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Rehash cached files, report each, and (unless --no-repair) re-download bad ones."""
+    """Rehash cached files, report each, and (unless --no-repair) re-download bad ones.
+
+    Each file is checked by :func:`omnihub.cache.rehash_and_repair` against its catalogue
+    entry (declared size and sha256) when it has one, else against its record.
+    """
     config = current()
-    home = config.home
-    scanned = cache.scan(home)
+    scanned = cache.scan(config.home)
     index = _catalogue_index(config)
     if args.names:
         files, missing = _select_cached(args.names, scanned, config)
@@ -206,20 +198,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     repair = not args.no_repair
     report: list[dict[str, object]] = []
     to_fetch: list[ModelEntry] = list(missing) if repair else []
-    for result in cache.verify(files, home=home, repair=False):
-        entry = index.get(result.file.path)
-        problem = None if result.ok else result.message
-        problem = problem or _catalogue_problem(entry, result.sha256, result.file.size)
-        if problem is not None and repair:
-            problem += _quarantine(result.file.path)
-            if entry is not None:
-                to_fetch.append(entry)
+    for item in files:
+        entry = index.get(item.path)
+        result = cache.rehash_and_repair(
+            item.path,
+            sha256=entry.sha256 if entry is not None else None,
+            size=entry.size if entry is not None else None,
+            repair=repair,
+        )
+        if not result.ok and repair and entry is not None:
+            to_fetch.append(entry)
         report.append(
             {
                 "name": qualified_name(entry) if entry is not None else None,
-                "path": str(result.file.path),
-                "ok": problem is None,
-                "message": result.message if problem is None else problem,
+                "path": str(item.path),
+                "ok": result.ok,
+                "message": result.message,
                 "repaired": False,
             }
         )
@@ -236,18 +230,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if to_fetch:
         _repair(to_fetch, report, quiet=args.json)
     return _print_verify(report, as_json=args.json)
-
-
-def _quarantine(path: Path) -> str:
-    """Move a bad file aside unless a download holds its lock; say what happened."""
-    from omnihub.locking import try_target_lock
-
-    with try_target_lock(path) as free:
-        if not free:
-            return "; busy (being downloaded), left in place"
-        if path.exists():
-            return f"; moved aside to {cache.quarantine(path)}"
-    return ""
 
 
 def _repair(entries: list[ModelEntry], report: list[dict[str, object]], *, quiet: bool) -> None:

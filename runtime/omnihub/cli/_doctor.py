@@ -18,7 +18,6 @@ from pathlib import Path
 
 import attrs
 
-from omnihub._value import as_dict
 from omnihub.cli._config import current
 from omnihub.cli._main import ExitCode
 from omnihub.cli._output import format_size, print_json, print_table
@@ -188,7 +187,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             {
-                "settings": [as_dict(s) for s in settings],
+                "settings": [attrs.asdict(s) for s in settings],
                 "checks": [attrs.asdict(c) for c in checks],
                 "ok": not problems,
             }

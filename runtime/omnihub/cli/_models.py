@@ -76,7 +76,7 @@ def _info_rows(entry: ModelEntry, convert: bool = False) -> list[tuple[str, str]
         ("format", entry.format.value),
         ("file", entry.file),
         ("size", format_size(entry.size) if entry.size is None else f"{entry.size} bytes"),
-        ("sha256", entry.sha256 or "- (trusted on first use)"),
+        ("sha256", entry.sha256 or "- (pins on first download)"),
         *[("warning", note) for note in [upstream_placeholder_note(entry.sha256)] if note],
         ("url", entry.url or "-"),
         ("repository", entry.repository or "- (fallback chain)"),

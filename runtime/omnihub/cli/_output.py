@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from omnihub._value import as_dict
+import attrs
+
 from omnihub.catalog import ModelEntry
 from omnihub.cli._units import format_size, parse_size
 from omnihub.search import qualified_name
@@ -58,7 +59,7 @@ def _json_value(value: object) -> object:
 
 def entry_to_json(entry: ModelEntry) -> dict[str, Any]:
     """A JSON-ready dict of a catalogue entry, plus its ``qualified_name``."""
-    data = {name: _json_value(value) for name, value in as_dict(entry).items()}
+    data = {name: _json_value(value) for name, value in attrs.asdict(entry, recurse=False).items()}
     return {"qualified_name": qualified_name(entry), **data}
 
 

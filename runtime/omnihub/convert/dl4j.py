@@ -225,28 +225,25 @@ class _Registry:
         """The ``omnihub.layers`` entry points; broken ones are warned about and skipped."""
         if self.plugins is not None:
             return self.plugins
-        from omnihub._entry_points import may_declare
-
         found: dict[str, _Entry] = {}
-        if may_declare(ENTRY_POINT_GROUP):
-            from importlib.metadata import entry_points
+        from importlib.metadata import entry_points
 
-            for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-                try:
-                    fn = ep.load()
-                    if not callable(fn):
-                        raise TypeError("not callable")
-                except Exception as exc:  # a plugin may fail in any way; report, keep going
-                    import warnings
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            try:
+                fn = ep.load()
+                if not callable(fn):
+                    raise TypeError("not callable")
+            except Exception as exc:  # a plugin may fail in any way; report, keep going
+                import warnings
 
-                    warnings.warn(
-                        f"omnihub: ignoring layer converter entry point {ep.name!r} "
-                        f"({ep.value}): {exc}",
-                        RuntimeWarning,
-                        stacklevel=4,
-                    )
-                    continue
-                found[ep.name] = _Entry(fn, getattr(fn, "accepts", "FF"))
+                warnings.warn(
+                    f"omnihub: ignoring layer converter entry point {ep.name!r} "
+                    f"({ep.value}): {exc}",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                continue
+            found[ep.name] = _Entry(fn, getattr(fn, "accepts", "FF"))
         with self.lock:
             self.plugins = found
         return found

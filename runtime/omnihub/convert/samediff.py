@@ -185,7 +185,9 @@ class _Ranks:
             self._record(info.name, info.type)
 
 
-def samediff_to_onnx(
+# The driver reads top to bottom (outputs, placeholders, weights, ops, unsupported list,
+# graph outputs); each step is a few lines and splitting them would pass six locals around.
+def samediff_to_onnx(  # noqa: PLR0912, PLR0915
     graph: SameDiffGraph, outputs: str | Sequence[str] | None = None
 ) -> onnx.ModelProto:
     """Convert ``graph`` (the part ``outputs`` needs) to a checked ONNX model.

@@ -44,10 +44,10 @@ def _pinned(entry: ModelEntry, path: Path) -> ModelEntry:
     """``entry`` with the sha256 and size of the file just written, as a pinned zoo has."""
     import hashlib
 
-    from omnihub._value import evolve
+    import attrs
 
     data = path.read_bytes()
-    return evolve(entry, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    return attrs.evolve(entry, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
 def build_zoo(root: Path) -> list[ModelEntry]:
@@ -227,7 +227,9 @@ def _rounded(values: Any) -> list[float]:
     return [round(float(v), 4) for v in values]
 
 
-def run_demo(root: Path, out: TextIO = sys.stdout) -> int:
+# The demo is a script-like tour (build zoo, download, load, predict, check): linear, with one
+# branch per step's failure message.
+def run_demo(root: Path, out: TextIO = sys.stdout) -> int:  # noqa: PLR0912, PLR0915
     """Run the whole tour with everything under ``root``; return an exit code."""
     import omnihub
     from omnihub.cli._download import download_entries

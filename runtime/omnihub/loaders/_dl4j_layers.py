@@ -189,7 +189,9 @@ def _vae(conf: Mapping[str, Any], n_in: int, n_out: int) -> list[ParamLayout] | 
     return layout
 
 
-def param_layout(type_name: str, conf: Mapping[str, Any]) -> list[ParamLayout] | None:
+# One branch per DL4J layer family, in the order of DL4J's ParamInitializers: a lookup table
+# would still need the per-family shape arithmetic each branch holds.
+def param_layout(type_name: str, conf: Mapping[str, Any]) -> list[ParamLayout] | None:  # noqa: PLR0912
     """The parameters of a built-in layer in storage order, or None if the type is unknown."""
     if type_name in _NO_PARAMS:
         return []

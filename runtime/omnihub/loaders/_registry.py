@@ -17,21 +17,15 @@ compiler calls -- imports nothing heavy.
 
 from __future__ import annotations
 
-import _thread
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import attrs
+
 from omnihub._enums import Format, Framework, ModelType
-from omnihub._value import Value, store
+from omnihub.catalog import ModelEntry
 from omnihub.errors import ConfigurationError
-
-# Not ``from typing import TYPE_CHECKING``: choosing the loader is part of every model call,
-# which must not pay for importing typing (or threading, warnings, importlib: see below).
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from omnihub.catalog import ModelEntry
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -53,14 +47,14 @@ LoaderFunction = Callable[["ModelEntry", Path], object]
 _RAW = ("omnihub.model_file", "ModelFile")
 
 
-def _freeze_keys(value: object) -> frozenset[str] | None:
+def _freeze_keys(value: str | Iterable[str] | None) -> frozenset[str] | None:
     """Normalise a key constraint: None (any), one enum/str, or an iterable of them."""
     if value is None:
         return None
     if isinstance(value, str):  # str enums included
         return frozenset({str(value)})
     try:
-        items = iter(value)  # type: ignore[call-overload]
+        items = iter(value)
     except TypeError:
         raise TypeError(
             f"expected a string, an enum or an iterable of them, not {value!r}"
@@ -68,7 +62,8 @@ def _freeze_keys(value: object) -> frozenset[str] | None:
     return frozenset(str(v) for v in items)
 
 
-class LoaderSpec(Value):
+@attrs.frozen(kw_only=True)
+class LoaderSpec:
     """One registered loader and the entries it applies to.
 
     ``loader`` is a callable ``(entry, path) -> object`` or a ``"module:callable"`` string
@@ -78,38 +73,13 @@ class LoaderSpec(Value):
     per model type (e.g. DL4J: ``COMP_GRAPH`` -> ``ComputationGraph``).
     """
 
-    __slots__ = (
-        "name",
-        "loader",
-        "result_type",
-        "formats",
-        "frameworks",
-        "model_types",
-        "result_types",
-    )
     name: str
     loader: LoaderFunction | str
-    result_type: tuple[str, str]
-    formats: frozenset[str] | None
-    frameworks: frozenset[str] | None
-    model_types: frozenset[str] | None
-    result_types: tuple[tuple[str, tuple[str, str]], ...]
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        loader: LoaderFunction | str,
-        result_type: tuple[str, str] = ("builtins", "object"),
-        formats: str | Iterable[str] | None = None,
-        frameworks: str | Iterable[str] | None = None,
-        model_types: str | Iterable[str] | None = None,
-        result_types: tuple[tuple[str, tuple[str, str]], ...] = (),
-    ) -> None:
-        formats = _freeze_keys(formats)
-        frameworks = _freeze_keys(frameworks)
-        model_types = _freeze_keys(model_types)
-        store(self, locals())
+    result_type: tuple[str, str] = ("builtins", "object")
+    formats: frozenset[str] | None = attrs.field(default=None, converter=_freeze_keys)
+    frameworks: frozenset[str] | None = attrs.field(default=None, converter=_freeze_keys)
+    model_types: frozenset[str] | None = attrs.field(default=None, converter=_freeze_keys)
+    result_types: tuple[tuple[str, tuple[str, str]], ...] = ()
 
     def matches(self, entry: ModelEntry) -> bool:
         """Whether this loader applies to ``entry``."""
@@ -209,7 +179,7 @@ class _Registry:
     """Built-in, entry-point and API-registered loaders, in registration order."""
 
     def __init__(self) -> None:
-        self._lock = _thread.allocate_lock()  # not threading: a 3 ms import
+        self._lock = threading.Lock()
         self._builtin: tuple[LoaderSpec, ...] = tuple(_builtin_specs())
         self._plugins: tuple[LoaderSpec, ...] | None = None  # read on first use
         self._api: list[LoaderSpec] = []
@@ -241,10 +211,6 @@ def _entry_point_specs() -> list[LoaderSpec]:
     A broken plugin is reported with a warning and skipped, so one bad distribution cannot
     stop every other model from loading.
     """
-    from omnihub._entry_points import may_declare
-
-    if not may_declare(ENTRY_POINT_GROUP):  # cheap: no distribution mentions the group
-        return []
     from importlib.metadata import entry_points
 
     found: list[LoaderSpec] = []

@@ -1,0 +1,255 @@
+"""HTTP for downloads: one session per process, retries, trust, and the redirect policy.
+
+- One :class:`requests.Session` per process (per retry setting), reused by every download
+  and every parallel segment, so TLS sessions, connections and the CA bundle are loaded once.
+  A forked child starts with none (sockets must not be shared across processes).
+- urllib3 :class:`~urllib3.util.Retry` retries what fails before a body arrives: connection
+  errors, read errors before the headers, 408/429/5xx, honouring ``Retry-After`` up to
+  ``OMNIHUB_RETRY_AFTER_MAX`` (a longer one is answered at once, as an error).
+- Trust: ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``SSL_CERT_FILE`` or ``SSL_CERT_DIR``
+  (first set wins), else certifi's bundle; proxies from ``HTTPS_PROXY``/``NO_PROXY``.
+- Redirects are followed here, one hop at a time, so the transport policy
+  (:func:`omnihub.urls.check_remote_url`) applies to every hop and private headers
+  (``Authorization``) never leave the first origin.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from urllib3.exceptions import InvalidHeader, MaxRetryError
+from urllib3.util.retry import Retry
+
+from omnihub.errors import DownloadError, ModelNotFoundError
+from omnihub.urls import check_remote_url, redact_url
+
+if TYPE_CHECKING:
+    import requests
+    from urllib3.connectionpool import ConnectionPool
+
+    from omnihub.config import Config
+
+__all__ = [
+    "CA_VARIABLES",
+    "MAX_REDIRECTS",
+    "Transient",
+    "backoff",
+    "content_range",
+    "get",
+    "pause",
+    "session",
+    "trusted",
+]
+
+logger = logging.getLogger("omnihub")
+
+#: Redirect hops followed before giving up (a loop is reported, not followed forever).
+MAX_REDIRECTS = 10
+#: Where a private CA bundle is looked for, first set wins (curl, OpenSSL and requests names).
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+_RETRY_STATUS = frozenset({408, 429, *range(500, 600)})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_USER_AGENT = "omnihub/0.1"
+
+#: Every wait between attempts goes through here (tests replace it to observe backoff).
+pause: Callable[[float], None] = time.sleep
+
+
+class Transient(Exception):
+    """A failure worth another attempt (the body broke off, a read timed out)."""
+
+
+def backoff(factor: float, ceiling: float, attempt: int) -> float:
+    """Exponential backoff with equal jitter (half fixed, half random) before ``attempt``."""
+    if attempt <= 0:
+        return 0.0
+    top = min(ceiling, factor * 2.0 ** (attempt - 1))
+    return top / 2 + random.uniform(0, top / 2)
+
+
+class _Retry(Retry):
+    """urllib3's Retry, waiting through :data:`pause`; a ``Retry-After`` longer than
+    ``limit`` ends the retries at once (the response is returned to the caller)."""
+
+    limit = 120.0
+
+    def new(self, **kw: Any) -> _Retry:
+        made = super().new(**kw)
+        made.limit = self.limit  # new() rebuilds from the constructor's parameters only
+        return made
+
+    def increment(self, *args: Any, **kwargs: Any) -> _Retry:
+        response = kwargs.get("response")
+        if response is not None and self._retry_after(response) > self.limit:
+            pool = cast("ConnectionPool", kwargs.get("_pool"))
+            raise MaxRetryError(pool, kwargs.get("url") or "", None)
+        return super().increment(*args, **kwargs)
+
+    def _retry_after(self, response: Any) -> float:
+        try:
+            return self.get_retry_after(response) or 0.0
+        except InvalidHeader:
+            return 0.0
+
+    def get_backoff_time(self) -> float:
+        return backoff(self.backoff_factor, self.backoff_max, len(self.history))
+
+    def sleep(self, response: Any = None) -> None:
+        delay = (self._retry_after(response) if response is not None else 0.0) or (
+            self.get_backoff_time()
+        )
+        last = self.history[-1] if self.history else None
+        if last is not None:
+            why = f"HTTP {last.status}" if last.status else type(last.error).__name__
+            shown = redact_url(last.url or "")
+            logger.warning("%s from %s; retrying in %.2f s", why, shown, delay)
+        pause(delay)
+
+
+_sessions: dict[tuple[float, ...], requests.Session] = {}
+_sessions_lock = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_sessions.clear)
+
+
+def session(config: Config) -> requests.Session:
+    """This process's session for ``config``'s retry settings (created once, thread-safe)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    key = (config.retries, config.backoff, config.backoff_max, config.retry_after_max)
+    with _sessions_lock:
+        found = _sessions.get(key)
+        if found is not None:
+            return found
+        retry = _Retry(
+            total=config.retries,
+            other=0,
+            redirect=0,
+            allowed_methods={"GET"},
+            status_forcelist=_RETRY_STATUS,
+            backoff_factor=config.backoff,
+            backoff_max=config.backoff_max,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        retry.limit = config.retry_after_max
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=16, pool_maxsize=32)
+        made = requests.Session()
+        made.headers["User-Agent"] = _USER_AGENT
+        made.mount("https://", adapter)
+        made.mount("http://", adapter)
+        _sessions[key] = made
+        return made
+
+
+def trusted() -> str | bool:
+    """The CA bundle (file or directory) the environment names, or True for the default."""
+    for name in CA_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return True
+
+
+def _tls_error(url: str, exc: Exception) -> DownloadError:
+    verify = trusted()
+    using = f"trusting {verify}" if isinstance(verify, str) else "trusting certifi's CA bundle"
+    hint = (
+        "if a corporate proxy or a private CA signs it, set SSL_CERT_FILE (or "
+        "REQUESTS_CA_BUNDLE) to a PEM bundle containing that CA, or SSL_CERT_DIR to a "
+        "directory of them"
+    )
+    detail = "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else exc
+    return DownloadError(f"TLS error fetching {redact_url(url)} ({using}): {detail}; {hint}")
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.hostname, parts.port
+
+
+def get(
+    url: str, headers: Mapping[str, str], private: Mapping[str, str], config: Config, label: str
+) -> requests.Response:
+    """GET ``url`` (streamed), following redirects under the transport policy.
+
+    Returns a 200/206 response. Raises :class:`~omnihub.errors.ModelNotFoundError` (404/410),
+    :class:`~omnihub.errors.DownloadError` (401/403, TLS, other statuses, retries exhausted)
+    or :class:`Transient` (a read failed before the headers).
+    """
+    from urllib.parse import urljoin
+
+    import requests
+
+    http = session(config)
+    current = url
+    origin = _origin(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        check_remote_url(current, allow_http=config.allow_http, allow_file=False)
+        sent = {**headers, **private} if _origin(current) == origin else dict(headers)
+        try:
+            response = http.get(
+                current,
+                headers=sent,
+                stream=True,
+                allow_redirects=False,
+                verify=trusted(),
+                timeout=(config.connect_timeout, config.read_timeout),
+            )
+        except requests.exceptions.SSLError as exc:
+            raise _tls_error(current, exc) from None
+        except requests.ConnectionError as exc:
+            raise DownloadError(
+                f"{label}: cannot reach {redact_url(current)}: {type(exc).__name__} "
+                f"(after {config.retries + 1} attempts)"
+            ) from None
+        except requests.Timeout as exc:
+            raise Transient(f"{type(exc).__name__} fetching {redact_url(current)}") from None
+        status = response.status_code
+        if status in _REDIRECTS and "Location" in response.headers:
+            response.close()
+            current = urljoin(current, response.headers["Location"])
+            continue
+        if status in (200, 206, 416):
+            return response
+        response.close()
+        shown = redact_url(current)
+        if status in (404, 410):
+            raise ModelNotFoundError(f"{label}: {shown} answered HTTP {status} (not found)")
+        if status in (401, 403):
+            raise DownloadError(f"{label}: {shown} answered HTTP {status} (access denied)")
+        if status in _RETRY_STATUS:
+            after = response.headers.get("Retry-After", "").strip()
+            why = f" (after {config.retries + 1} attempts)"
+            if after.isdigit() and float(after) > config.retry_after_max:
+                why = (
+                    f" asking to retry after {after} s, more than "
+                    f"OMNIHUB_RETRY_AFTER_MAX={config.retry_after_max:.0f}"
+                )
+            raise DownloadError(f"{label}: {shown} answered HTTP {status}{why}")
+        raise DownloadError(f"{label}: {shown} answered unexpected HTTP {status}")
+    raise DownloadError(
+        f"{label}: too many redirects (more than {MAX_REDIRECTS}) fetching {redact_url(url)}; "
+        f"last location {redact_url(current)}"
+    )
+
+
+def content_range(value: str | None) -> tuple[int, int | None] | None:
+    """``(start, total)`` of ``bytes start-end/total``; None when malformed."""
+    if not value or not value.startswith("bytes "):
+        return None
+    span, _, total = value[6:].partition("/")
+    start, _, _end = span.partition("-")
+    try:
+        return int(start), (None if total.strip() == "*" else int(total))
+    except ValueError:
+        return None
