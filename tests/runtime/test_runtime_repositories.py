@@ -57,6 +57,44 @@ def test_mirrors_are_tried_in_order(
     assert len(second.requests_for("/mirror/samediff/model.fb")) == 1
 
 
+def test_a_mirror_announcing_more_bytes_than_the_disk_has_is_skipped(
+    env: Env, second: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 500 GB Content-Length for a spec without a size is that mirror's failure (issue 15
+    item 7): no fake "No space left on device", no retry, and the next mirror is tried."""
+    import http.server
+    import threading
+
+    asked: list[str] = []
+
+    class Absurd(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(500 * 10**9))
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    absurd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Absurd)
+    threading.Thread(target=absurd.serve_forever, daemon=True).start()
+    data = payload(1000)
+    second.add("/mirror/samediff/model.fb", data)
+    first = f"http://127.0.0.1:{absurd.server_address[1]}/zoo"
+    monkeypatch.setenv("OMNIHUB_URL", f"{first} {second.url}/mirror")
+    try:
+        path = fetch(entry(data=data, declare=False))
+    finally:
+        absurd.shutdown()
+        absurd.server_close()
+    assert path.read_bytes() == data
+    assert asked == ["/zoo/samediff/model.fb"]  # refused at once: no retry, no partial write
+    assert len(second.requests_for("/mirror/samediff/model.fb")) == 1
+    assert not path.with_name("model.fb.incomplete").exists()
+
+
 def test_unavailable_mirror_falls_back(
     env: Env, second: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

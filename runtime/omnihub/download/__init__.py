@@ -14,6 +14,7 @@ The private modules import nothing from each other; this module wires them toget
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -183,6 +184,38 @@ def _open(partial: Path, *, append: bool) -> int:
         raise _partial.write_error(partial, exc) from None
 
 
+def _check_length(job: _Job, total: int, offset: int) -> None:
+    """Refuse an announced length before writing: the wrong size for the catalogue
+    (IntegrityError), more than the disk has for the catalogue's own size (WriteError), or
+    more than the disk has when no size is declared -- that source's failure, so the next
+    one is tried (DownloadError)."""
+    partial = job.partial
+    if job.expected_size is not None and total != job.expected_size:
+        _partial.discard(partial)
+        raise IntegrityError(
+            f"{job.label}: {redact_url(job.url)} announces {total} bytes, "
+            f"expected {job.expected_size}; refusing a file of the wrong size"
+        )
+    free = _free_space(partial.parent)
+    if free is not None and total - offset > free:
+        if job.expected_size is not None:
+            raise _partial.write_error(partial, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        _partial.discard(partial)
+        raise DownloadError(
+            f"{job.label}: {redact_url(job.url)} announces {total} bytes, more than the "
+            f"{free} bytes free in {partial.parent}"
+        )
+
+
+def _free_space(directory: Path) -> int | None:
+    import shutil
+
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return None
+
+
 def _body_errors() -> tuple[type[BaseException], ...]:
     """What a broken-off body raises (read side): worth resuming."""
     import http.client
@@ -259,12 +292,8 @@ def _receive(
     encoded = encoding not in {"identity", ""}
     length = response.headers.get("Content-Length", "")
     total = offset + int(length) if length.isdigit() and not encoded else None
-    if job.expected_size is not None and total is not None and total != job.expected_size:
-        _partial.discard(partial)
-        raise IntegrityError(
-            f"{job.label}: {redact_url(job.url)} announces {total} bytes, "
-            f"expected {job.expected_size}; refusing a file of the wrong size"
-        )
+    if total is not None:
+        _check_length(job, total, offset)
     record = _partial.Resume.of(job.url, response.headers, total)
     if offset == 0:
         _partial.discard(partial)
