@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from omnihub import DEFAULT_OMNIHUB_URL, Framework, ModelType
 from omnihub.catalog import ModelEntry
 from omnihub.errors import ConfigurationError
-from omnihub.urls import build_model_url, split_name
+from omnihub.urls import RESERVED_SUFFIXES, build_model_url, split_name
 from omnihub_compiler.compile import build_catalogs, compile_spec, render_tree
 from omnihub_compiler.dsl import ModelDefinition
 from omnihub_compiler.errors import CompileError
@@ -228,7 +228,7 @@ def model_line(call: str) -> str:
         (
             'ns.samediff_model("x", "d", "https://h/x.fb.lock")',
             "url 'https://h/x.fb.lock' gives an invalid model file 'x.fb.lock': names ending in"
-            " .incomplete, .incomplete.json, .lock, .omnihub.json, .corrupt are reserved",
+            f" {', '.join(RESERVED_SUFFIXES)} are reserved",
         ),
         (
             'ns.samediff_model("x", "d", "https://h/x.fb", repository="github")',

@@ -35,11 +35,28 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+def _executed(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (type-only imports
+    never run, so they cannot form an import cycle)."""
+    nodes: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        test = node.test if isinstance(node, ast.If) else None
+        if isinstance(node, ast.If) and isinstance(test, ast.Name) and test.id == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """Every omnihub module ``name`` imports, at module level or inside a function."""
+    """Every omnihub module ``name`` imports when it runs, at module level or inside a
+    function (type-only imports excluded)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _executed(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -82,6 +99,15 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         if node not in state and (found := visit(node)):
             return found
     return None
+
+
+def test_type_only_imports_are_not_edges() -> None:
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import a\nelse:\n    import b\n"
+        "def f():\n    import c\n"
+    )
+    names = {a.name for n in _executed(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert names == {"b", "c"}
 
 
 def test_the_cycle_check_sees_a_cycle() -> None:

@@ -303,7 +303,7 @@ def pool_helper(v: VertexContext) -> Activations:
 
 def _vertex_layer(vertex: Dl4jVertex) -> Any:
     """A stand-in Dl4jLayer for a non-layer vertex (for LayerContext and messages)."""
-    from omnihub.loaders.dl4j import Dl4jLayer
+    from omnihub.loaders._dl4j_layers import Dl4jLayer
 
     return Dl4jLayer(
         name=vertex.name,

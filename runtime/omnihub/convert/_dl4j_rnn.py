@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     from onnx import GraphProto
 
-    from omnihub.loaders.dl4j import Dl4jLayer
+    from omnihub.loaders._dl4j_layers import Dl4jLayer
 
 __all__ = [
     "NETWORK_INPUTS",
@@ -393,7 +393,7 @@ def _inner(config: Mapping[str, Any], key: str) -> tuple[str, Mapping[str, Any]]
 def _wrapped(ctx: LayerContext, key: str, prefix: str = "") -> tuple[LayerContext, LayerConverter]:
     """A context for the layer a wrapper holds under ``key`` (its params: those starting with
     ``prefix``, without it) and that layer's converter."""
-    from omnihub.loaders.dl4j import Dl4jLayer
+    from omnihub.loaders._dl4j_layers import Dl4jLayer
 
     found = _inner(ctx.config, key)
     if found is None:

@@ -235,7 +235,7 @@ def _cast(cx: OpContext) -> list[str]:
     from onnx import helper
 
     from omnihub.loaders._nd4j import NUMPY_DTYPES
-    from omnihub.loaders.samediff import DTYPE_NAMES
+    from omnihub.loaders._samediff_enums import DTYPE_NAMES
 
     name = cx.op.dtype_args[0] if cx.op.dtype_args else DTYPE_NAMES.get(cx.iarg(0, -1), "?")
     code = NUMPY_DTYPES.get(name)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from omnihub.convert._builder import OnnxBuilder
     from omnihub.loaders.samediff import SameDiffOp
 
-__all__ = ["LOSS_OPS", "OPS", "Converter", "OpContext", "converters", "register"]
+__all__ = ["LOSS_OPS", "OPS", "Converter", "OpContext", "register"]
 
 
 class OpContext:
@@ -151,15 +151,3 @@ def register(*names: str) -> Callable[[Converter], Converter]:
         return fn
 
     return wrap
-
-
-def converters() -> dict[str, Converter]:
-    """Every op converter, by SameDiff op name (importing the modules that define them)."""
-    from omnihub.convert import (  # noqa: F401  (imported for their registrations)
-        _samediff_cnn,
-        _samediff_elementwise,
-        _samediff_lstm,
-        _samediff_tensor,
-    )
-
-    return OPS

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import onnx
 
     from omnihub.convert._builder import OnnxBuilder
+    from omnihub.convert._samediff_ops import Converter
     from omnihub.loaders.samediff import SameDiffGraph, SameDiffOp
 
 __all__ = ["default_outputs", "samediff_to_onnx"]
@@ -197,14 +198,14 @@ def samediff_to_onnx(  # noqa: PLR0912, PLR0915
     import numpy as np
 
     from omnihub.convert._builder import BATCH, OnnxBuilder
-    from omnihub.convert._samediff_ops import OpContext, converters
-    from omnihub.loaders.samediff import VariableKind
+    from omnihub.convert._samediff_ops import OpContext
+    from omnihub.loaders._samediff_enums import VariableKind
 
     wanted = _resolve_outputs(graph, outputs)
     loss = set(graph.loss_variables)
     variables = {v.name: v for v in graph.variables}
     ops = _needed_ops(graph, wanted)
-    registry = converters()
+    registry = _converters()
     produced = {o for op in ops for o in op.outputs}
     sources = [
         name
@@ -315,3 +316,17 @@ def _add_outputs(
         )
         builder.nodes.append(helper.make_node("Identity", [value], [name], name=name))
         builder.outputs.append(helper.make_tensor_value_info(name, etype, shape))
+
+
+def _converters() -> dict[str, Converter]:
+    """Every op converter, by SameDiff op name: importing the modules that define them fills
+    the registry (they import the registry, never this driver)."""
+    from omnihub.convert import (  # noqa: F401  (imported for their registrations)
+        _samediff_cnn,
+        _samediff_elementwise,
+        _samediff_lstm,
+        _samediff_tensor,
+    )
+    from omnihub.convert._samediff_ops import OPS
+
+    return OPS

@@ -14,7 +14,17 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LAYER_ALIASES", "ParamLayout", "inner_layer", "layer_type_name", "param_layout"]
+import attrs
+
+__all__ = [
+    "LAYER_ALIASES",
+    "Dl4jLayer",
+    "Dl4jVertex",
+    "ParamLayout",
+    "inner_layer",
+    "layer_type_name",
+    "param_layout",
+]
 
 #: One parameter: (name, shape, "c" or "f" element order).
 ParamLayout = tuple[str, tuple[int, ...], str]
@@ -281,3 +291,41 @@ def inferred_layout(conf: Mapping[str, Any], variables: object) -> list[ParamLay
 def layout_size(layout: list[ParamLayout]) -> int:
     """Total number of parameters of a layout."""
     return sum(math.prod(shape) for _, shape, _ in layout)
+
+
+# -- the parsed layer and vertex (plain data; kept here so converters need not import the
+# loader module, whose networks import the converters) ----------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Dl4jLayer:
+    """One layer: its type, configuration and (when its layout is known) parameter shapes."""
+
+    name: str  # DL4J's param-table prefix: the layer index (MLN) or vertex name (CG)
+    layer_name: str | None  # the configured "layerName", if any
+    type: str  # simple class name, e.g. "DenseLayer" (or the unknown wrapper key)
+    class_name: str | None  # the 1.0+ "@class" value; None in the pre-1.0 dialect
+    config: Mapping[str, Any] = attrs.field(eq=False, repr=False)
+    n_in: int | None = None
+    n_out: int | None = None
+    #: (name, shape, order) of each parameter in storage order; None if the type is unknown.
+    param_layout: tuple[ParamLayout, ...] | None = None
+    #: True when the layout was inferred for an unknown type (see ``inferred_layout``).
+    layout_inferred: bool = False
+
+    @property
+    def param_count(self) -> int | None:
+        """Number of parameters, or None if the layout is unknown."""
+        return None if self.param_layout is None else layout_size(list(self.param_layout))
+
+
+@attrs.frozen(kw_only=True)
+class Dl4jVertex:
+    """One ComputationGraph vertex: a layer or another vertex type (merge, subset, ...)."""
+
+    name: str
+    type: str
+    class_name: str | None
+    inputs: tuple[str, ...]
+    layer: Dl4jLayer | None = None
+    config: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)

@@ -24,10 +24,10 @@ import attrs
 from omnihub._enums import ModelType
 from omnihub.errors import LoadError
 from omnihub.loaders._dl4j_layers import (
-    ParamLayout,
+    Dl4jLayer,
+    Dl4jVertex,
     inferred_layout,
     layer_type_name,
-    layout_size,
     param_layout,
 )
 from omnihub.loaders._javastream import JavaStream, Nd4jArray, StreamError, read_nd4j_array
@@ -56,40 +56,6 @@ COEFFICIENTS = "coefficients.bin"
 UPDATER_STATE = "updaterState.bin"
 #: The limit on the total uncompressed size of a ModelSerializer archive (vgg19: ~550 MB).
 MAX_ARCHIVE_SIZE = 8 * 1024**3
-
-
-@attrs.frozen(kw_only=True)
-class Dl4jLayer:
-    """One layer: its type, configuration and (when its layout is known) parameter shapes."""
-
-    name: str  # DL4J's param-table prefix: the layer index (MLN) or vertex name (CG)
-    layer_name: str | None  # the configured "layerName", if any
-    type: str  # simple class name, e.g. "DenseLayer" (or the unknown wrapper key)
-    class_name: str | None  # the 1.0+ "@class" value; None in the pre-1.0 dialect
-    config: Mapping[str, Any] = attrs.field(eq=False, repr=False)
-    n_in: int | None = None
-    n_out: int | None = None
-    #: (name, shape, order) of each parameter in storage order; None if the type is unknown.
-    param_layout: tuple[ParamLayout, ...] | None = None
-    #: True when the layout was inferred for an unknown type (see ``inferred_layout``).
-    layout_inferred: bool = False
-
-    @property
-    def param_count(self) -> int | None:
-        """Number of parameters, or None if the layout is unknown."""
-        return None if self.param_layout is None else layout_size(list(self.param_layout))
-
-
-@attrs.frozen(kw_only=True)
-class Dl4jVertex:
-    """One ComputationGraph vertex: a layer or another vertex type (merge, subset, ...)."""
-
-    name: str
-    type: str
-    class_name: str | None
-    inputs: tuple[str, ...]
-    layer: Dl4jLayer | None = None
-    config: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -150,7 +116,7 @@ class MultiLayerNetwork(Dl4jNetwork):
     def to_onnx(self) -> onnx.ModelProto:
         """The network as ONNX: input ``"input"``, output ``"output"``, dynamic batch,
         weights in the file's dtype. :class:`LoadError` lists every unsupported layer."""
-        from omnihub.convert.dl4j import network_to_onnx
+        from omnihub.convert._dl4j_mln import network_to_onnx
 
         return network_to_onnx(self)
 
