@@ -49,6 +49,19 @@ def proxy(origin: FaultServer, tmp_path: Path) -> Iterator[CachingProxy]:
         yield running
 
 
+def _served_once(origin: FaultServer, path: str, size: int) -> None:
+    """The origin sent every byte of ``path`` exactly once (whole, or as adjacent slices)."""
+    served = sorted(
+        ((r.range_start or 0, r.body_bytes, r.status) for r in origin.requests_for(path)),
+    )
+    assert all(status in (200, 206) for _, _, status in served), served
+    offset = 0
+    for start, sent, _ in served:
+        assert start == offset, f"{path}: origin served bytes from {start} again: {served}"
+        offset += sent
+    assert offset == size, f"{path}: origin sent {offset} bytes of {size}: {served}"
+
+
 def _publish(origin: FaultServer, cli: Cli, files: dict[str, bytes]) -> dict[str, ModelEntry]:
     models = {}
     for name, data in files.items():
@@ -92,7 +105,7 @@ def _wait_for(paths: list[Path], timeout: float) -> None:
 def test_32_nodes_behind_the_cache_fetch_each_file_from_the_origin_once(
     cli: Cli, origin: FaultServer, proxy: CachingProxy, tmp_path: Path
 ) -> None:
-    files = {"big": payload(12 << 20, seed=1), "small": payload(70_000, seed=2)}
+    files = {"big": payload(40 << 20, seed=1), "small": payload(70_000, seed=2)}
     models = _publish(origin, cli, files)
     # The origin holds the big file's body after 1 MiB until every node has asked for it,
     # so all 32 requests are concurrent misses: proxy_cache_lock must turn them into one.
@@ -107,15 +120,11 @@ def test_32_nodes_behind_the_cache_fetch_each_file_from_the_origin_once(
         release.set()
     _finish(nodes, len(files))
     for name, data in files.items():
-        served = origin.requests_for(f"/zoo/onnx/{name}.bin")
-        assert [r.status for r in served] == [200], f"{name}: origin served {len(served)} times"
-        assert served[0].body_bytes == len(data)
+        _served_once(origin, f"/zoo/onnx/{name}.bin", len(data))
         for home in homes:
             cached = home / "onnx" / models[name].file
             assert hashlib.sha256(cached.read_bytes()).hexdigest() == models[name].sha256
-    statuses = [row[3] for row in proxy.access_log() if row[0] == "/zoo/onnx/big.bin"]
-    assert len(statuses) == NODES
-    assert statuses.count("MISS") == 1
+    assert len(origin.requests_for("/zoo/onnx/big.bin")) == 3  # 16 MiB slices
 
 
 def test_ranges_are_answered_from_the_cache(
@@ -124,7 +133,7 @@ def test_ranges_are_answered_from_the_cache(
     data = payload(3 << 20, seed=3)
     _publish(origin, cli, {"ranged": data})
     url = f"{proxy.url}/zoo/onnx/ranged.bin"
-    # the first request is itself ranged (a resuming node): nginx fetches the whole file once
+    # the first request is itself ranged (a resuming node)
     first = requests.get(url, headers={"Range": "bytes=1000-"}, timeout=30)
     assert first.status_code == 206
     assert first.content == data[1000:]
@@ -133,9 +142,7 @@ def test_ranges_are_answered_from_the_cache(
         assert answer.status_code == 206
         assert answer.headers["X-Cache-Status"] == "HIT"
         assert answer.content == data[start : end + 1]
-    served = origin.requests_for("/zoo/onnx/ranged.bin")
-    assert len(served) == 1
-    assert "range" not in served[0].headers  # nginx asked for the whole file to cache it
+    _served_once(origin, "/zoo/onnx/ranged.bin", len(data))
 
 
 def test_hub_redirects_are_followed_and_cached_by_nginx(
@@ -165,5 +172,5 @@ def test_hub_redirects_are_followed_and_cached_by_nginx(
     _finish(nodes, 1)
     for home in homes:
         assert (home / "onnx" / "w.bin").read_bytes() == data
-    assert len(origin.requests_for("/cdn/blobs/w.bin")) == 1
+    _served_once(origin, "/cdn/blobs/w.bin", len(data))
     assert len(origin.requests_for("/hf/org/repo/resolve/main/w.bin")) == 1
