@@ -35,15 +35,17 @@ import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 import attrs
 
 from omnihub.catalog import ModelEntry
 from omnihub.config import Config, resolve
-from omnihub.errors import ConfigurationError, IntegrityError, OmnihubError
+from omnihub.errors import ConfigurationError, OmnihubError
 from omnihub.hub import fetch
 from omnihub.search import qualified_name
 from omnihub.urls import redact_url
@@ -54,10 +56,12 @@ __all__ = [
     "MirrorError",
     "MirroredFile",
     "Store",
+    "background",
     "check",
     "mirror",
     "open_store",
     "s3_etag",
+    "s3_parts",
 ]
 
 #: The manifest written at the root of every mirror.
@@ -84,6 +88,26 @@ _PACKAGES = {
 }
 
 Progress = Callable[[int], None]
+#: A sha256 being computed in the background: calling it waits for the hex digest.
+Digest = Callable[[], str]
+T = TypeVar("T")
+
+
+def background(fn: Callable[[], T]) -> Callable[[], T]:
+    """Start ``fn`` on a daemon thread; the returned callable waits for its result (or error).
+
+    Hashing releases the GIL, so a local file is hashed while it is being uploaded.
+    """
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="omnihub-mirror-hash", daemon=True).start()
+    return future.result
 
 
 class MirrorError(OmnihubError):
@@ -126,14 +150,17 @@ class Store(Protocol):
     def size(self, path: str) -> int | None:
         """The size of ``path`` (relative to the mirror root), or None when it is absent."""
 
-    def holds(self, path: str, local: Path, sha256: str) -> bool:
-        """Whether ``path`` already holds the bytes of ``local`` (whose sha256 is given)."""
+    def holds(self, path: str, local: Path, sha256: Digest) -> bool:
+        """Whether ``path`` already holds the bytes of ``local`` (``sha256()`` gives its hash)."""
 
-    def put(self, local: Path, path: str, sha256: str, progress: Progress) -> None:
+    def put(self, local: Path, path: str, sha256: Digest, progress: Progress) -> None:
         """Copy ``local`` to ``path`` and verify the copy; raise :class:`MirrorError` if bad."""
 
     def read_sha256(self, path: str, progress: Progress) -> str:
         """Read ``path`` back and return its sha256."""
+
+    def remove(self, path: str) -> None:
+        """Delete ``path`` if it exists."""
 
     def read_text(self, path: str) -> str | None:
         """The text of ``path``, or None when absent."""
@@ -176,10 +203,12 @@ class LocalStore:
         except FileNotFoundError:
             return None
 
-    def holds(self, path: str, local: Path, sha256: str) -> bool:
-        return self.size(path) == local.stat().st_size and self.read_sha256(path, _ignore) == sha256
+    def holds(self, path: str, local: Path, sha256: Digest) -> bool:
+        if self.size(path) != local.stat().st_size:
+            return False
+        return self.read_sha256(path, _ignore) == sha256()
 
-    def put(self, local: Path, path: str, sha256: str, progress: Progress) -> None:
+    def put(self, local: Path, path: str, sha256: Digest, progress: Progress) -> None:
         target = self._path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
@@ -191,10 +220,11 @@ class LocalStore:
                     progress(len(chunk))
                 out.flush()
                 os.fsync(out.fileno())
-            written = file_sha256(temp)
-            if written != sha256:
+            written, expected = file_sha256(temp), sha256()
+            if written != expected:
                 raise MirrorError(
-                    f"{target}: read back sha256 {written}, expected {sha256} (disk or copy fault)"
+                    f"{target}: read back sha256 {written}, expected {expected} (disk or copy "
+                    "fault)"
                 )
             os.chmod(temp, 0o644)
             os.replace(temp, target)
@@ -206,6 +236,10 @@ class LocalStore:
 
     def read_sha256(self, path: str, progress: Progress) -> str:
         return file_sha256(self._path(path), progress)
+
+    def remove(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(path).unlink()
 
     def read_text(self, path: str) -> str | None:
         try:
@@ -239,6 +273,16 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _s3_part_size(size: int) -> int:
+    return max(_S3_PART, math.ceil(size / _S3_MAX_PARTS))
+
+
+def s3_parts(size: int) -> int:
+    """How many parts s3fs's ``put_file`` uploads a file of ``size`` bytes in (1: one PUT)."""
+    part = _s3_part_size(size)
+    return 1 if size < min(5 << 30, 2 * part) else math.ceil(size / part)
+
+
 def s3_etag(path: Path, parts: int, size: int) -> str | None:
     """The ETag S3 gives ``path`` uploaded as s3fs uploads it in ``parts`` parts, else None.
 
@@ -249,7 +293,7 @@ def s3_etag(path: Path, parts: int, size: int) -> str | None:
     if parts <= 1:
         with path.open("rb") as stream:
             return _md5_stream(stream)
-    part = max(_S3_PART, math.ceil(size / _S3_MAX_PARTS))
+    part = _s3_part_size(size)
     if math.ceil(size / part) != parts:
         return None
     digests = []
@@ -310,29 +354,40 @@ class FsspecStore:
         info = self._info(path)
         return None if info is None else int(info["size"])
 
-    def _digest_matches(self, info: dict[str, Any], local: Path) -> bool | None:
-        """On S3: whether the store's ETag is the local file's; None when it cannot say."""
+    def _digest_matches(
+        self, info: dict[str, Any], local: Path, predicted: tuple[int, str | None] | None = None
+    ) -> bool | None:
+        """On S3: whether the store's ETag is the local file's; None when it cannot say.
+
+        ``predicted`` is ``(parts, etag)`` already computed for the upload just made.
+        """
         etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
         if not self.is_s3 or not etag:
             return None
         _, _, count = etag.partition("-")
         parts = int(count) if count.isdigit() else 1
-        expected = s3_etag(local, parts, local.stat().st_size)
+        if predicted is not None and predicted[0] == parts:
+            expected = predicted[1]
+        else:
+            expected = s3_etag(local, parts, local.stat().st_size)
         if expected is None or ("-" in etag) != ("-" in expected):
             return None
         return etag == expected
 
-    def holds(self, path: str, local: Path, sha256: str) -> bool:
+    def holds(self, path: str, local: Path, sha256: Digest) -> bool:
         info = self._info(path)
         if info is None or int(info["size"]) != local.stat().st_size:
             return False
         matches = self._digest_matches(info, local)
         if matches is not None:
             return matches
-        return self.read_sha256(path, _ignore) == sha256
+        return self.read_sha256(path, _ignore) == sha256()
 
-    def put(self, local: Path, path: str, sha256: str, progress: Progress) -> None:
+    def put(self, local: Path, path: str, sha256: Digest, progress: Progress) -> None:
         target = self._path(path)
+        size = local.stat().st_size
+        parts = s3_parts(size)
+        etag = background(lambda: s3_etag(local, parts, size)) if self.is_s3 else None
         try:
             self.fs.makedirs(self.fs._parent(target), exist_ok=True)
             self.fs.put_file(str(local), target, callback=_Callback.make(progress))
@@ -341,19 +396,22 @@ class FsspecStore:
         except Exception as exc:  # botocore and friends raise their own types
             raise MirrorError(f"{redact_url(self.url)}/{path}: upload failed: {exc}") from exc
         info = self._info(path)
-        size = local.stat().st_size
         if info is None or int(info["size"]) != size:
             found = "nothing" if info is None else f"{info['size']} bytes"
             raise MirrorError(f"{redact_url(self.url)}/{path}: holds {found}, expected {size}")
-        matches = self._digest_matches(info, local)
+        matches = self._digest_matches(info, local, None if etag is None else (parts, etag()))
         if matches is None:
-            matches = self.read_sha256(path, _ignore) == sha256
+            matches = self.read_sha256(path, _ignore) == sha256()
         if not matches:
             with contextlib.suppress(Exception):
                 self.fs.rm_file(target)
             raise MirrorError(
-                f"{redact_url(self.url)}/{path}: the stored copy does not match sha256 {sha256}"
+                f"{redact_url(self.url)}/{path}: the stored copy does not match sha256 {sha256()}"
             )
+
+    def remove(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(path))
 
     def read_sha256(self, path: str, progress: Progress) -> str:
         with self.fs.open(self._path(path), "rb", block_size=_CHUNK) as stream:
@@ -480,25 +538,27 @@ def _mirror_one(entry: ModelEntry, store: Store, cfg: Config, progress: Progress
     try:
         local = fetch(entry, config=cfg)
         size = local.stat().st_size
-        sha256 = _local_sha256(entry, local)
+        sha256 = background(lambda: _local_sha256(entry, local))
         source = _source(entry, cfg)
         if store.holds(path, local, sha256):
             progress(size)
-            return MirroredFile(name, path, "present", sha256, size, source)
+            return MirroredFile(name, path, "present", sha256(), size, source)
         store.put(local, path, sha256, progress)
-        return MirroredFile(name, path, "copied", sha256, size, source)
+        return MirroredFile(name, path, "copied", sha256(), size, source)
     except (OmnihubError, OSError) as exc:
         return MirroredFile(name, path, "failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _local_sha256(entry: ModelEntry, local: Path) -> str:
-    """The sha256 of the cached copy, recomputed: the mirror vouches only for bytes it hashed."""
-    digest = file_sha256(local)
-    if entry.sha256 and digest != entry.sha256.lower():
-        raise IntegrityError(
-            f"{local}: sha256 {digest}, catalogue declares {entry.sha256} (changed after fetch)"
-        )
-    return digest
+    """The sha256 of the cached copy ``fetch`` just returned.
+
+    A pinned entry's file was verified against the catalogue's sha256 by ``fetch`` (and its
+    size and mtime still match the record of that verification), so the declared hash is
+    used; an unpinned one (trust on first use) is hashed here.
+    """
+    if entry.sha256:
+        return entry.sha256.lower()
+    return file_sha256(local)
 
 
 def check(dest: str | Store, *, progress: Progress = _ignore) -> list[CheckedFile]:

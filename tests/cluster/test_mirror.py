@@ -203,8 +203,8 @@ def test_local_store_roundtrip_check_is_ok(files: dict[str, bytes]) -> None:
             src = root / f"{name}.src"
             src.write_bytes(content)
             digest = hashlib.sha256(content).hexdigest()
-            store.put(src, f"onnx/{name}.bin", digest, lambda _n: None)
-            assert store.holds(f"onnx/{name}.bin", src, digest)
+            store.put(src, f"onnx/{name}.bin", lambda digest=digest: digest, lambda _n: None)
+            assert store.holds(f"onnx/{name}.bin", src, lambda digest=digest: digest)
             manifest[f"onnx/{name}.bin"] = {
                 "name": name,
                 "file": f"onnx/{name}.bin",
