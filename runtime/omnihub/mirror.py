@@ -18,6 +18,8 @@ the destination now holds before it counts as mirrored:
   (server-side encryption with KMS, another upload part size) the object is read back and its
   sha256 compared instead.
 
+The sha256 the manifest records is the catalogue's for a pinned model (``fetch`` verified the
+cached copy against it) and is computed from the cached copy otherwise, while it uploads.
 A file already at the destination with the right size and digest is skipped, so running the
 command again finishes what an interrupted run started. :func:`check` verifies a mirror
 against its manifest by reading every file back; it never downloads a model.
