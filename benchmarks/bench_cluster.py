@@ -296,13 +296,33 @@ def _machine() -> str:
     )
 
 
+def _kept(text: str, names: set[str]) -> tuple[list[str], list[str]]:
+    """Table rows and result lines of the existing cluster section for benchmarks not in names."""
+    found = re.search(re.escape(_START) + "(.*?)" + re.escape(_END), text, re.DOTALL)
+    if found is None:
+        return [], []
+    rows, lines = [], []
+    for line in found.group(1).splitlines():
+        if line.startswith("| ") and not line.startswith(("| benchmark", "|---")):
+            if line.split(" | ")[0][2:] not in names:
+                rows.append(line)
+        elif ": ours=" in line and line.split(":")[0] not in names:
+            lines.append(line)
+    return rows, lines
+
+
 def write_section(results: list[Result], command: str, machine: str, doc: Path) -> None:
-    """Replace (or append) the cluster section of docs/benchmarks.md."""
+    """Replace (or append) the cluster section of docs/benchmarks.md.
+
+    Lines of benchmarks not run this time (``--only``) are kept from the existing section.
+    """
+    text = doc.read_text(encoding="utf-8")
+    kept_rows, kept_lines = _kept(text, {r.name for r in results})
     rows = [
         f"| {r.name} | {r.ours if r.ours is None else f'{r.ours:.3g}'}{r.unit} "
         f"| {r.baseline if r.baseline is None else f'{r.baseline:.3g}'}{r.unit} "
         f"| {'n/a' if r.ratio is None else f'{r.ratio:.3g}'} | {r.target.describe()} "
-        f"| {'PASS' if r.passed else '**FAIL**'} | {r.note.replace('|', '/')} |"
+        f"| {'PASS' if r.passed else '**FAIL**'} | {machine}. {r.note.replace('|', '/')} |"
         for r in results
     ]
     section = "\n".join(
@@ -310,26 +330,27 @@ def write_section(results: list[Result], command: str, machine: str, doc: Path) 
             _START,
             "## Cluster scale (issue 17)",
             "",
-            f"`{command}` ({machine}) -- {sum(r.passed for r in results)} of {len(results)} "
-            "PASS. See benchmarks/bench_cluster.py and docs/cluster.md.",
+            "`.venv/bin/python benchmarks/bench_cluster.py` (benchmarks/bench_cluster.py; the "
+            "set-ups are docs/cluster.md's). Each row names the run that measured it: "
+            f"last run `{command}`.",
             "",
             "| benchmark | ours | baseline | ratio | target | result | notes |",
             "|---|---|---|---|---|---|---|",
+            *kept_rows,
             *rows,
             "",
             "```",
+            *kept_lines,
             *(format_line(r) for r in results),
             "```",
             _END,
         ]
     )
-    text = doc.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(_START) + ".*?" + re.escape(_END), re.DOTALL)
-    text = (
-        pattern.sub(lambda _m: section, text)
-        if pattern.search(text)
-        else (text.rstrip("\n") + "\n\n" + section + "\n")
-    )
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
     doc.write_text(text, encoding="utf-8")
 
 
