@@ -179,6 +179,20 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     )
     _add_json(download)
 
+    mirror = _command(
+        commands,
+        "mirror",
+        "_mirror:cmd_mirror",
+        "copy verified models into a mirror (a directory or fsspec URL), or --check one",
+    )
+    mirror.add_argument("dest", metavar="DEST", help="a directory, file:// or fsspec URL (s3://..)")
+    mirror.add_argument("names", metavar="NAME", nargs="*", help="default: every installed model")
+    mirror.add_argument(
+        "--check", action="store_true", help="verify DEST against its manifest; download nothing"
+    )
+    mirror.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    _add_json(mirror)
+
     verify = _command(
         commands,
         "verify",
