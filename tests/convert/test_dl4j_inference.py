@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from omnihub.convert import register_layer
+from omnihub.convert import disabled_optimizers, register_layer
 from omnihub.loaders.dl4j import ComputationGraph, MultiLayerNetwork, read_model_serializer
 
 from tests.convert.custom_layer_example import CLASS_NAME, custom_layer
@@ -21,7 +21,11 @@ ELEM["half"] = onnx.TensorProto.FLOAT16
 
 
 def _direct(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(),
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=disabled_optimizers(model),
+    )
     (name,) = [i.name for i in session.get_inputs()]
     return np.asarray(session.run(None, {name: x})[0])
 

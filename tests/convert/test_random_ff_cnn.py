@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from omnihub.convert import BATCH
+from omnihub.convert import BATCH, disabled_optimizers
 
 from tests.convert.dl4j_writer import Layer, Param, layer, write_mln
 from tests.convert.fixtures import load_mln, reference_output
@@ -306,7 +306,11 @@ def _roundtrip_and_compare(model: onnx.ModelProto, x: np.ndarray, tmp: Path, tol
     onnx.save(model, path)
     loaded = onnx.load(path)
     assert loaded.SerializeToString() == model.SerializeToString()
-    session = ort.InferenceSession(loaded.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        loaded.SerializeToString(),
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=disabled_optimizers(loaded),
+    )
     (fast,) = session.run(None, {"input": x})
     slow = reference_output(loaded, {"input": x})
     assert fast.dtype == slow.dtype == x.dtype
@@ -421,7 +425,11 @@ def test_random_cnn_network_in_half_precision(
     model = load_mln(write_mln(tmp_path / f"half_{seed}.zip", layers, np.float16, pre)).to_onnx()
     shape = (2, h, w, c) if fmt == "NHWC" else (2, c, h, w)
     x: np.ndarray = np.random.default_rng(seed).normal(size=shape).astype(np.float16)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(),
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=disabled_optimizers(model),
+    )
     (fast,) = session.run(None, {"input": x})
     assert fast.dtype == np.float16
     slow = reference_output(model, {"input": x})

@@ -16,6 +16,7 @@ import onnx
 import onnxruntime as ort
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from omnihub.convert import disabled_optimizers
 from omnihub.loaders.dl4j import ComputationGraph, read_model_serializer
 from onnx.reference import ReferenceEvaluator
 
@@ -226,5 +227,9 @@ def test_random_recurrent_graphs_agree_three_ways(
     buffer = io.BytesIO()
     onnx.save(model, buffer)
     loaded = onnx.load_model_from_string(buffer.getvalue())
-    (again,) = ort.InferenceSession(loaded.SerializeToString()).run(None, {"in": x})
+    # onnxruntime crashes on some half-precision graphs unless a broken fusion is off.
+    session = ort.InferenceSession(
+        loaded.SerializeToString(), disabled_optimizers=disabled_optimizers(loaded)
+    )
+    (again,) = session.run(None, {"in": x})
     np.testing.assert_array_equal(again, got)

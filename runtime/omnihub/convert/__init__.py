@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 from omnihub.convert._activations import ACTIVATIONS, apply_activation, parse_activation
 from omnihub.convert._builder import BATCH, OPSET, OnnxBuilder
 from omnihub.convert._errors import Unsupported
+from omnihub.convert._run import disabled_optimizers
 from omnihub.convert.dl4j import (
     ENTRY_POINT_GROUP,
     Activations,
@@ -73,6 +74,7 @@ __all__ = [
     "OnnxBuilder",
     "Unsupported",
     "apply_activation",
+    "disabled_optimizers",
     "parse_activation",
     "register_layer",
     "to_onnx",

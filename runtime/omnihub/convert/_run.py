@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import onnx
 
-__all__ = ["BACKENDS", "InputSpec", "Runner", "Session", "cached_session"]
+__all__ = [
+    "BACKENDS",
+    "InputSpec",
+    "Runner",
+    "Session",
+    "cached_session",
+    "disabled_optimizers",
+]
 
 #: ``"auto"``: onnxruntime if installed, else onnx.reference (with a warning).
 BACKENDS = ("auto", "onnxruntime", "reference")
@@ -107,7 +114,7 @@ def _specs(model: onnx.ModelProto) -> tuple[tuple[InputSpec, ...], tuple[str, ..
     return tuple(specs), tuple(o.name for o in model.graph.output)
 
 
-def _disabled_optimizers(model: onnx.ModelProto) -> list[str]:
+def disabled_optimizers(model: onnx.ModelProto) -> list[str]:
     """onnxruntime graph rewrites to skip for this model.
 
     onnxruntime (seen in 1.32) crashes the process while building a session in which a
@@ -115,7 +122,8 @@ def _disabled_optimizers(model: onnx.ModelProto) -> list[str]:
     MatmulTransposeFusion rewrite is broken for half precision. Converted HALF networks
     produce that pattern (FeedForwardToRnn, SameDiff ``permute`` then ``mmul``), so the
     fusion is skipped for any model holding a FLOAT16 tensor; other models keep every
-    optimisation.
+    optimisation. Pass the result to ``onnxruntime.InferenceSession(..., disabled_optimizers=)``
+    when running an exported half-precision model yourself.
     """
     from onnx import TensorProto
 
@@ -164,7 +172,7 @@ class Session:
                 session = ort.InferenceSession(
                     model.SerializeToString(),
                     providers=["CPUExecutionProvider"],
-                    disabled_optimizers=_disabled_optimizers(model),
+                    disabled_optimizers=disabled_optimizers(model),
                 )
             except Exception as exc:  # onnxruntime raises its own exception types
                 from omnihub.errors import LoadError
