@@ -171,10 +171,13 @@ def _tls_error(url: str, exc: Exception) -> DownloadError:
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
-    from urllib.parse import urlsplit
+    """Scheme, host and port as urllib3 -- the client that connects -- parses them (private
+    headers follow this origin, never another parser's reading of the URL)."""
+    from urllib3.util import parse_url
 
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.hostname, parts.port
+    parts = parse_url(url)
+    host = parts.host.lower() if parts.host else None
+    return (parts.scheme or "").lower(), host, parts.port
 
 
 def get(

@@ -1,0 +1,184 @@
+"""Transport hardening (issue 15, items 1, 2, 3, 6, 8): parser mismatches, passwords in
+mirror URLs, file:// mirrors that are not plain files, unrequested gzip, and slow drips.
+
+Every test talks to a real server on 127.0.0.1 (another origin on 127.0.0.2) or reads real
+files; each one failed on the code before its fix.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omnihub.cli._main import main
+from omnihub.config import resolve
+from omnihub.download import download
+from omnihub.errors import ConfigurationError, OmnihubError
+from omnihub.urls import check_base_url, check_remote_url, redact_url
+from urllib3.util import parse_url
+
+from tests.reliability._support import HostServer
+from tests.runtime.fault_server import Fault
+from tests.runtime.helpers import Env, payload
+
+TOKEN = "hf_TRANSPORTsecret0123456789abcdef"
+PASSWORD_PARTS = ("s3cr", "et#pa", "ss/wo", "rd")
+
+# -- item 1: one parse for every origin and policy decision ------------------------------------
+
+
+def _bearer_requests(srv: HostServer) -> list[str]:
+    return [r.path for r in srv.log if "authorization" in r.headers]
+
+
+def test_backslash_redirect_does_not_carry_the_token_to_another_host(
+    env: Env, server: HostServer, other_server: HostServer
+) -> None:
+    """``Location: http://B\\@A/x``: urlsplit reads host A (same origin), urllib3 connects
+    to B. The token must never reach B, and the error must name B."""
+    data = payload(5000)
+    server.add("/zoo/samediff/m.fb", data)
+    other_server.add("/x", data)
+    a_port = server.url.rsplit(":", 1)[1]
+    b_netloc = other_server.url.removeprefix("http://")
+    trick = f"http://{b_netloc}\\@127.0.0.1:{a_port}/zoo/samediff/m.fb"
+    server.fault("/zoo/samediff/m.fb", Fault.redirect(trick))
+    with pytest.raises(OmnihubError) as caught:
+        download(
+            server.url + "/zoo/samediff/m.fb",
+            env.home / "m.fb.incomplete",
+            config=resolve(),
+            private_headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert _bearer_requests(other_server) == []
+    assert other_server.log == []  # refused before any connection to B
+    assert b_netloc in str(caught.value)
+    assert TOKEN not in str(caught.value)
+
+
+def test_backslash_catalogue_url_is_refused_before_any_request(
+    env: Env, server: HostServer, other_server: HostServer
+) -> None:
+    a_port = server.url.rsplit(":", 1)[1]
+    url = f"{other_server.url}\\@127.0.0.1:{a_port}/zoo/samediff/m.fb"
+    with pytest.raises(ConfigurationError, match="backslash") as caught:
+        download(
+            url,
+            env.home / "m.fb.incomplete",
+            config=resolve(),
+            private_headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert other_server.log == []
+    assert server.log == []
+    assert other_server.url.removeprefix("http://") in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://evil.example:80\\@127.0.0.1/m.fb",
+        "http://evil.example\\@localhost/m.fb",
+        "http://evil.example:80\t@127.0.0.1/m.fb",
+        "http://evil.example:80 @127.0.0.1/m.fb",
+        "http://evil.example:80\\@[::1]:80/m.fb",
+        "http://evil.exam\u0440le@127.0.0.1/m.fb",
+        "https://evil.example\\@huggingface.co/m.fb",
+    ],
+)
+def test_ambiguous_urls_never_pass_the_loopback_rule(url: str) -> None:
+    """Plain http to a remote host hidden behind an ambiguity is refused, naming that host."""
+    with pytest.raises(ConfigurationError) as caught:
+        check_remote_url(url, allow_http=False, allow_file=False)
+    # The host urllib3 connects to is the one named (for a backslash, the attacker's).
+    assert f"{parse_url(url).host}" in str(caught.value)
+    with pytest.raises(ConfigurationError):
+        check_base_url(url.rsplit("/", 1)[0], allow_http=True)
+
+
+_noise = st.sampled_from(["\\", "\t", " ", "\n", "\r", "\x00", "\x7f", "\u00a0", "\u3000"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    noise=_noise,
+    where=st.integers(0, 60),
+    port=st.integers(1, 65535),
+    path=st.from_regex(r"(/[a-z0-9@:._-]{1,8}){0,3}", fullmatch=True),
+)
+def test_an_accepted_url_has_one_host_for_every_parser(
+    noise: str, where: int, port: int, path: str
+) -> None:
+    """Property: whatever URL ``check_remote_url`` accepts, urllib3 (the client) connects to
+    the host the policy judged; with an ambiguous character anywhere, it is refused."""
+    from urllib.parse import urlsplit
+
+    base = f"http://evil.example:{port}@127.0.0.1:{port}{path}"
+    url = base[:where] + noise + base[where:]
+    try:
+        check_remote_url(url, allow_http=False, allow_file=False)
+    except ConfigurationError:
+        return
+    parsed = parse_url(url)
+    assert parsed.host == urlsplit(url).hostname
+    assert parsed.host is not None
+    assert parsed.host.startswith("127.")
+
+
+# -- item 2: passwords in mirror URLs ----------------------------------------------------------
+
+
+def _password_url(server_netloc: str) -> str:
+    return f"http://user:{''.join(PASSWORD_PARTS)}@{server_netloc}/zoo"
+
+
+def _no_password_piece(text: str) -> None:
+    for piece in ("s3cret", "et#pass", "ss/word", "secret", "".join(PASSWORD_PARTS)):
+        assert piece not in text, text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:s3cret#pass/word@mirror.example/zoo",
+        "https://user:s3cret/pass#word@mirror.example/zoo",
+        "https://user:s3cret?pass@mirror.example/zoo",
+        "https://user:s3cret/pass",
+        "https://user:s3cret@mirror.example:99999/zoo",
+        "https://user:s3cret@mirror.example:12ab/zoo",
+    ],
+)
+def test_passwords_with_delimiters_are_redacted_in_errors(url: str) -> None:
+    _no_password_piece(redact_url(url))
+    with pytest.raises(ConfigurationError) as caught:
+        check_base_url(url, allow_http=False)
+    _no_password_piece(str(caught.value))
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_doctor_without_network_hides_mirror_passwords(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], offline: bool
+) -> None:
+    netloc = env.server.url.removeprefix("http://")
+    good = f"http://user:plainSECRETpw@{netloc}/zoo"
+    broken = _password_url(netloc)
+    monkeypatch.setenv("OMNIHUB_URL", f"{good} {broken}")
+    monkeypatch.setenv("HF_ENDPOINT", f"https://hfuser:hfSECRETpw@{netloc}/hf")
+    if offline:
+        monkeypatch.setenv("OMNIHUB_OFFLINE", "1")
+    args = ["doctor"] if offline else ["doctor", "--no-network"]
+    for fmt in ([], ["--json"]):
+        main([*args, *fmt])
+        out = capsys.readouterr().out
+        assert "plainSECRETpw" not in out
+        assert "hfSECRETpw" not in out
+        _no_password_piece(out)
+        assert netloc in out
+    assert env.server.log == []
+
+
+def test_download_error_with_a_slash_in_the_password_names_no_password(env: Env) -> None:
+    netloc = env.server.url.removeprefix("http://")
+    url = _password_url(netloc) + "/samediff/m.fb"
+    with pytest.raises(OmnihubError) as caught:
+        download(url, env.home / "m.incomplete", config=resolve())
+    _no_password_piece(str(caught.value))
