@@ -7,19 +7,27 @@ files; each one failed on the code before its fix.
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omnihub.cli._main import main
 from omnihub.config import resolve
 from omnihub.download import download
-from omnihub.errors import ConfigurationError, OmnihubError
+from omnihub.errors import ConfigurationError, IntegrityError, OmnihubError
 from omnihub.urls import check_base_url, check_remote_url, redact_url
 from urllib3.util import parse_url
 
 from tests.reliability._support import HostServer
 from tests.runtime.fault_server import Fault
-from tests.runtime.helpers import Env, payload
+from tests.runtime.helpers import REPO, Env, child_env, payload, sha256
 
 TOKEN = "hf_TRANSPORTsecret0123456789abcdef"
 PASSWORD_PARTS = ("s3cr", "et#pa", "ss/wo", "rd")
@@ -182,3 +190,88 @@ def test_download_error_with_a_slash_in_the_password_names_no_password(env: Env)
     with pytest.raises(OmnihubError) as caught:
         download(url, env.home / "m.incomplete", config=resolve())
     _no_password_piece(str(caught.value))
+
+
+# -- item 3: file:// mirrors obey the download rules -------------------------------------------
+
+_LOCAL_CHILD = """
+import json, resource, signal, sys
+from pathlib import Path
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
+from omnihub.config import resolve
+from omnihub.download import download
+from omnihub.errors import OmnihubError
+url, partial = sys.argv[1], Path(sys.argv[2])
+try:
+    download(url, partial, config=resolve(), allow_file=True)
+    print(json.dumps({"error": None, "size": partial.stat().st_size}))
+except OmnihubError as exc:
+    print(json.dumps({"error": type(exc).__name__, "message": str(exc),
+                      "partial": partial.exists()}))
+"""
+
+
+def _copy_in_child(url: str, partial: Path) -> dict[str, object]:
+    """Copy ``url`` in a child bounded to 64 MiB files and 30 s (the old code hung)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOCAL_CHILD, url, str(partial)],
+        cwd=REPO,
+        env=child_env(None),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo", "directory"])
+def test_file_mirror_refuses_what_is_not_a_regular_file(tmp_path: Path, target: str) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    if target == "fifo":
+        os.mkfifo(tmp_path / "pipe")
+        source = tmp_path / "pipe"
+    elif target == "directory":
+        source = tmp_path / "dir"
+        source.mkdir()
+    else:
+        source = Path(target)
+    (mirror / "m.fb").symlink_to(source)
+    partial = tmp_path / "out" / "m.fb.incomplete"
+    partial.parent.mkdir()
+    started = time.monotonic()
+    result = _copy_in_child((mirror / "m.fb").as_uri(), partial)
+    assert time.monotonic() - started < 20
+    assert result["error"] == "DownloadError", result
+    assert "not a regular file" in str(result["message"])
+    assert str(mirror / "m.fb") in str(result["message"])
+    assert result["partial"] is False
+
+
+def test_file_mirror_copy_of_a_private_file_stays_private(env: Env, tmp_path: Path) -> None:
+    private = tmp_path / "secret.bin"
+    private.write_bytes(payload(3000))
+    private.chmod(0o600)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "m.fb").symlink_to(private)
+    partial = env.home / "m.fb.incomplete"
+    env.home.mkdir(parents=True)
+    done = download((mirror / "m.fb").as_uri(), partial, config=resolve(), allow_file=True)
+    assert done.sha256 == sha256(payload(3000))
+    mode = stat.S_IMODE(partial.stat().st_mode)
+    assert mode & 0o077 == 0, oct(mode)
+
+
+def test_file_mirror_copy_is_bounded_by_the_catalogue_size(env: Env, tmp_path: Path) -> None:
+    source = tmp_path / "big.bin"
+    source.write_bytes(payload(200_000))
+    env.home.mkdir(parents=True)
+    partial = env.home / "m.fb.incomplete"
+    with pytest.raises(IntegrityError, match="expected 1000"):
+        download(source.as_uri(), partial, config=resolve(), allow_file=True, expected_size=1000)
+    assert not partial.exists()

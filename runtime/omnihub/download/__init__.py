@@ -91,8 +91,8 @@ def download(
     """
     check_remote_url(url, allow_http=config.allow_http, allow_file=allow_file)
     if url.lower().startswith("file:"):
-        hasher, size = _local(url, partial, expected_size=expected_size, label=label)
         job = _Job(url, partial, config, {}, expected_size, label)
+        hasher, size = _local(job)
         return Transfer(_verify(job, hasher, size, expected_sha256), size, url, 0)
     job = _Job(url, partial, config, dict(private_headers or {}), expected_size, label)
     failures = 0
@@ -146,27 +146,44 @@ def _verify(job: _Job, hasher: Any, size: int, expected_sha256: str | None) -> s
     return digest
 
 
-def _local(url: str, partial: Path, *, expected_size: int | None, label: str) -> tuple[Any, int]:
-    """The ``file://`` transport: copy a configured mirror's file through the same writer."""
+def _local(job: _Job) -> tuple[Any, int]:
+    """The ``file://`` transport: copy a configured mirror's file through the same writer.
+
+    Under the download rules: only a regular file (a FIFO, ``/dev/zero`` or a directory,
+    even behind a symlink, is refused without blocking), at most its size at open (or the
+    catalogue's size) plus one byte, and never readable by more users than the source.
+    """
+    import stat
     from urllib.parse import unquote, urlsplit
     from urllib.request import url2pathname
 
+    url, partial, expected_size, label = job.url, job.partial, job.expected_size, job.label
     parts = urlsplit(url)
     if parts.netloc not in {"", "localhost"}:
         raise DownloadError(f"{label}: file URL {redact_url(url)!r} names a remote host")
     source = Path(url2pathname(unquote(parts.path)))
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
-        src = source.open("rb", buffering=0)
+        src_fd = os.open(source, flags)
     except FileNotFoundError:
         raise ModelNotFoundError(f"{label}: {source} does not exist (mirror {url})") from None
     except OSError as exc:
         raise DownloadError(f"{label}: cannot read {source}: {exc.strerror or exc}") from None
+    st = os.fstat(src_fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(src_fd)
+        raise DownloadError(
+            f"{label}: {source} (mirror {redact_url(url)}) is not a regular file "
+            f"({_kind(st.st_mode)}); refusing to copy it"
+        )
+    os.set_blocking(src_fd, True)
     hasher = hashlib.sha256()
-    with src:
-        fd = _open(partial, append=False)
+    with os.fdopen(src_fd, "rb", buffering=0) as src:
+        _check_length(job, st.st_size, 0)
+        fd = _open(partial, append=False, mode=stat.S_IMODE(st.st_mode))
         try:
-            limit = None if expected_size is None else expected_size + 1
-            size = _copy.copy(src.readinto, fd, hasher, limit=limit)
+            limit = (st.st_size if expected_size is None else expected_size) + 1
+            size = _copy.copy(src.readinto, fd, hasher, size=_copy.buffer_size(limit), limit=limit)
         except _copy.WriteFailed as exc:
             raise _partial.write_error(partial, exc.error) from None
         except OSError as exc:
@@ -174,12 +191,30 @@ def _local(url: str, partial: Path, *, expected_size: int | None, label: str) ->
             raise DownloadError(f"{label}: cannot read {source}: {exc}") from None
         finally:
             os.close(fd)
+    if expected_size is None and size > st.st_size:
+        _partial.discard(partial)
+        raise DownloadError(f"{label}: {source} grew while it was copied; try again")
     return hasher, size
 
 
-def _open(partial: Path, *, append: bool) -> int:
+def _kind(mode: int) -> str:
+    import stat
+
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def _open(partial: Path, *, append: bool, mode: int = 0o644) -> int:
     try:
-        return _partial.open_partial(partial, append=append)
+        return _partial.open_partial(partial, append=append, mode=mode)
     except OSError as exc:
         raise _partial.write_error(partial, exc) from None
 
