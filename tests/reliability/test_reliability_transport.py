@@ -7,11 +7,13 @@ files; each one failed on the code before its fix.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +23,12 @@ from hypothesis import strategies as st
 from omnihub.cli._main import main
 from omnihub.config import resolve
 from omnihub.download import download
-from omnihub.errors import ConfigurationError, IntegrityError, OmnihubError
+from omnihub.errors import (
+    ConfigurationError,
+    DownloadError,
+    IntegrityError,
+    OmnihubError,
+)
 from omnihub.urls import check_base_url, check_remote_url, redact_url
 from urllib3.util import parse_url
 
@@ -275,3 +282,153 @@ def test_file_mirror_copy_is_bounded_by_the_catalogue_size(env: Env, tmp_path: P
     with pytest.raises(IntegrityError, match="expected 1000"):
         download(source.as_uri(), partial, config=resolve(), allow_file=True, expected_size=1000)
     assert not partial.exists()
+
+
+# -- item 6: a content encoding nobody asked for --------------------------------------------------
+
+
+def test_unrequested_gzip_with_content_length_is_decoded_and_verified(
+    env: Env, server: HostServer
+) -> None:
+    data = payload(300_000)
+    server.add("/zoo/samediff/m.fb", data)
+    server.fault("/zoo/samediff/m.fb", Fault.encoded(gzip.compress(data), sized=True))
+    partial = env.home / "m.fb.incomplete"
+    env.home.mkdir(parents=True)
+    done = download(
+        server.url + "/zoo/samediff/m.fb",
+        partial,
+        config=resolve(),
+        expected_size=len(data),
+        expected_sha256=sha256(data),
+    )
+    assert (done.size, done.sha256) == (len(data), sha256(data))
+    assert partial.read_bytes() == data
+    (asked,) = server.requests_for("/zoo/samediff/m.fb")
+    assert asked.headers["accept-encoding"] == "identity"
+
+
+def test_gzip_of_the_wrong_file_names_the_decoded_size(env: Env, server: HostServer) -> None:
+    data = payload(50_000)
+    server.add("/zoo/samediff/m.fb", data)
+    server.fault("/zoo/samediff/m.fb", Fault.encoded(gzip.compress(data[:20_000]), sized=True))
+    env.home.mkdir(parents=True)
+    with pytest.raises(IntegrityError) as caught:
+        download(
+            server.url + "/zoo/samediff/m.fb",
+            env.home / "m.fb.incomplete",
+            config=resolve(),
+            expected_size=len(data),
+        )
+    assert "size 20000 bytes, expected 50000" in str(caught.value)
+    assert "announces" not in str(caught.value)
+
+
+@pytest.mark.parametrize("sized", [True, False])
+def test_gzip_bomb_without_a_declared_size_stops_at_the_size_bound(
+    env: Env, server: HostServer, monkeypatch: pytest.MonkeyPatch, sized: bool
+) -> None:
+    bomb = gzip.compress(bytes(64 << 20), compresslevel=9)  # 64 MiB of zeros in ~64 KiB
+    server.add("/zoo/samediff/m.fb", b"x")
+    server.fault("/zoo/samediff/m.fb", Fault.encoded(bomb, sized=sized))
+    monkeypatch.setenv("OMNIHUB_MAX_SIZE", str(4 << 20))
+    env.home.mkdir(parents=True)
+    partial = env.home / "m.fb.incomplete"
+    with pytest.raises(DownloadError, match="size bound") as caught:
+        download(server.url + "/zoo/samediff/m.fb", partial, config=resolve())
+    assert "gzip" in str(caught.value)
+    assert not partial.exists()
+
+
+def test_an_encoding_that_cannot_be_decoded_is_refused(env: Env, server: HostServer) -> None:
+    server.add("/zoo/samediff/m.fb", b"x")
+    server.fault("/zoo/samediff/m.fb", Fault.encoded(b"\x00garbled" * 100, "x-custom"))
+    env.home.mkdir(parents=True)
+    with pytest.raises(DownloadError, match="x-custom"):
+        download(server.url + "/zoo/samediff/m.fb", env.home / "m.incomplete", config=resolve())
+
+
+# -- item 8: a server that drips ------------------------------------------------------------------
+
+
+def _download_in_thread(url: str, partial: Path) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+    config = resolve()
+
+    def run() -> None:
+        try:
+            outcome.append(download(url, partial, config=config))
+        except Exception as exc:  # the outcome under test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.parametrize(
+    ("settings_", "expected"),
+    [
+        ({"OMNIHUB_MIN_RATE": "1000", "OMNIHUB_RATE_WINDOW": "0.5"}, "OMNIHUB_MIN_RATE=1000"),
+        (
+            {"OMNIHUB_MIN_RATE": "0", "OMNIHUB_ATTEMPT_DEADLINE": "1"},
+            "OMNIHUB_ATTEMPT_DEADLINE=1",
+        ),
+    ],
+)
+def test_a_dripping_body_ends_in_a_clear_error(
+    env: Env,
+    server: HostServer,
+    monkeypatch: pytest.MonkeyPatch,
+    settings_: dict[str, str],
+    expected: str,
+) -> None:
+    data = payload(5000)
+    server.add("/zoo/samediff/m.fb", data)
+    server.fault("/zoo/samediff/m.fb", *[Fault.drip(0.02)] * 3)  # 50 B/s, 100 s a body
+    monkeypatch.setenv("OMNIHUB_RETRIES", "1")
+    for name, value in settings_.items():
+        monkeypatch.setenv(name, value)
+    env.home.mkdir(parents=True)
+    started = time.monotonic()
+    thread, outcome = _download_in_thread(server.url + "/zoo/samediff/m.fb", env.home / "m.inc")
+    thread.join(20)
+    assert not thread.is_alive(), "a dripping body was still being read after 20 s"
+    (error,) = outcome
+    assert isinstance(error, DownloadError), error
+    assert expected in str(error)
+    assert "failed after 2 attempts" in str(error)
+    assert time.monotonic() - started < 10
+
+
+def test_dripping_headers_end_in_a_clear_error(
+    env: Env, server: HostServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.add("/zoo/samediff/m.fb", payload(100))
+    server.fault("/zoo/samediff/m.fb", *[Fault.drip_headers(0.1)] * 3)  # ~10 s of headers
+    monkeypatch.setenv("OMNIHUB_RETRIES", "1")
+    monkeypatch.setenv("OMNIHUB_RATE_WINDOW", "0.5")
+    env.home.mkdir(parents=True)
+    started = time.monotonic()
+    thread, outcome = _download_in_thread(server.url + "/zoo/samediff/m.fb", env.home / "m.inc")
+    thread.join(25)
+    assert not thread.is_alive()
+    (error,) = outcome
+    assert isinstance(error, DownloadError), error
+    assert "response headers within OMNIHUB_RATE_WINDOW=0.5 s" in str(error)
+    assert time.monotonic() - started < 5
+
+
+def test_doctor_shows_the_liveness_settings(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OMNIHUB_MIN_RATE", "2048")
+    main(["doctor", "--no-network", "--json"])
+    shown = {s["name"]: s for s in json.loads(capsys.readouterr().out)["settings"]}
+    assert shown["min_rate"] == {
+        "name": "min_rate",
+        "value": "2048",
+        "source": "environment (OMNIHUB_MIN_RATE)",
+    }
+    for name in ("rate_window", "attempt_deadline", "max_size"):
+        assert shown[name]["source"] == "default"
