@@ -41,6 +41,8 @@ logger = logging.getLogger("omnihub")
 
 #: Files smaller than this get no resume record: fetching them again costs less.
 RESUME_MIN = 1 << 20
+#: A read returns what it has after this long, so the minimum-progress rule sees a drip.
+_FILL_SECONDS = 0.25
 
 
 @attrs.frozen
@@ -272,12 +274,23 @@ def _reader(response: requests.Response, decode: bool) -> Any:
     """``readinto`` over the body, returning what one receive brought (``read1``), so the
     minimum-progress rule sees a dripping body byte by byte; an unrequested content encoding
     is decoded (urllib3 bounds each decoded read by the buffer, so a bomb is read in pieces)."""
+    import time
+
     raw = response.raw
 
     def readinto(view: memoryview) -> int:
-        block = raw.read1(len(view), decode_content=decode)
-        view[: len(block)] = block
-        return len(block)
+        # Fill the buffer from successive receives (large writes and hash updates on a fast
+        # stream), but return within _FILL_SECONDS, so a drip is seen by the pace rule.
+        filled, began = 0, time.monotonic()
+        while filled < len(view):
+            block = raw.read1(len(view) - filled, decode_content=decode)
+            if not block:
+                break
+            view[filled : filled + len(block)] = block
+            filled += len(block)
+            if time.monotonic() - began >= _FILL_SECONDS:
+                break
+        return filled
 
     return readinto
 

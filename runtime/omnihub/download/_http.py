@@ -149,6 +149,7 @@ class _HeaderDeadline:
         finally:
             if timer is not None:
                 timer.cancel()
+                timer.join()  # no thread of ours outlives the request
             if self.headers_late:
                 self.headers_late = False
                 _headers_late.flag = True
