@@ -277,13 +277,22 @@ def _reader(response: requests.Response, decode: bool) -> Any:
     import time
 
     raw = response.raw
+    pending: list[BaseException] = []  # a failure after some bytes: raised on the next read
 
     def readinto(view: memoryview) -> int:
         # Fill the buffer from successive receives (large writes and hash updates on a fast
         # stream), but return within _FILL_SECONDS, so a drip is seen by the pace rule.
+        if pending:
+            raise pending.pop()
         filled, began = 0, time.monotonic()
         while filled < len(view):
-            block = raw.read1(len(view) - filled, decode_content=decode)
+            try:
+                block = raw.read1(len(view) - filled, decode_content=decode)
+            except Exception as exc:
+                if not filled:
+                    raise
+                pending.append(exc)  # keep the bytes received before it
+                break
             if not block:
                 break
             view[filled : filled + len(block)] = block
