@@ -48,6 +48,18 @@ ENV: Mapping[str, tuple[str, ...]] = {
     "retry_after_max": ("OMNIHUB_RETRY_AFTER_MAX",),
     "connections": ("OMNIHUB_CONNECTIONS",),
     "parallel_min_size": ("OMNIHUB_PARALLEL_MIN_SIZE",),
+    # transport liveness and size bounds (issue 15 items 6, 8): see _TRANSPORT_KINDS
+    "min_rate": ("OMNIHUB_MIN_RATE",),
+    "rate_window": ("OMNIHUB_RATE_WINDOW",),
+    "attempt_deadline": ("OMNIHUB_ATTEMPT_DEADLINE",),
+    "max_size": ("OMNIHUB_MAX_SIZE",),
+}
+#: Transport settings -> their number type (all non-negative; 0 turns the rule off).
+_TRANSPORT_KINDS: Mapping[str, type[int] | type[float]] = {
+    "min_rate": int,  # bytes/s a transfer must average over each rate_window
+    "rate_window": float,  # seconds; also the deadline for a response's headers
+    "attempt_deadline": float,  # seconds one attempt may take in total
+    "max_size": int,  # bytes an unsized body may reach (0: the free disk space)
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -99,6 +111,10 @@ class Config:
     retry_after_max: float = 120.0
     connections: int = 8
     parallel_min_size: int = 64 << 20
+    min_rate: int = 1024
+    rate_window: float = 30.0
+    attempt_deadline: float = 86400.0
+    max_size: int = 0
     sources: Mapping[str, str] = attrs.field(factory=dict, converter=_sources, eq=False, repr=False)
 
 
@@ -121,6 +137,7 @@ _DEFAULTS: dict[str, object] = {
     "retry_after_max": 120.0,
     "connections": 8,
     "parallel_min_size": 64 << 20,
+    **{"min_rate": 1024, "rate_window": 30.0, "attempt_deadline": 86400.0, "max_size": 0},
 }
 
 
@@ -152,7 +169,7 @@ def _split_urls(name: str, text: str) -> tuple[str, ...]:
     return urls
 
 
-def _convert(field: str, name: str, raw: object) -> object:
+def _convert(field: str, name: str, raw: object) -> object:  # noqa: PLR0912
     """Turn a raw argument or environment string into the field's type."""
     if not isinstance(raw, str):
         if field == "urls" and isinstance(raw, (list, tuple)):
@@ -175,6 +192,8 @@ def _convert(field: str, name: str, raw: object) -> object:
         return value
     if field in {"connect_timeout", "read_timeout", "backoff", "backoff_max", "retry_after_max"}:
         return float(_parse_number(name, raw, float))
+    if field in _TRANSPORT_KINDS:
+        return _TRANSPORT_KINDS[field](_parse_number(name, raw, _TRANSPORT_KINDS[field]))
     if field == "hf_endpoint":
         return raw.strip().rstrip("/")
     if field == "hf_token":

@@ -11,13 +11,14 @@ returns ``x`` exactly for any valid name, including ones with spaces, ``%`` or `
 from __future__ import annotations
 
 from pathlib import PurePath
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from omnihub.errors import ConfigurationError
 from omnihub.layout import SIDECARS
 
 __all__ = [
     "RESERVED_SUFFIXES",
+    "ambiguity",
     "build_hf_url",
     "build_model_url",
     "cache_path",
@@ -37,6 +38,12 @@ RESERVED_SUFFIXES = SIDECARS
 _MAX_SEGMENT_BYTES = 200  # leaves room for the sidecar suffixes under NAME_MAX (255)
 _FORBIDDEN = frozenset("\\:\x7f") | frozenset(chr(c) for c in range(32))
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+# Characters parsers disagree on (WHATWG and urllib3 end the host at ``\\``, urlsplit does
+# not; controls and whitespace are stripped by some, kept by others): refused in any URL.
+_AMBIGUOUS = frozenset("\\\x7f") | frozenset(chr(c) for c in range(33))
+# What an authority (``user:password@host:port``) may hold per RFC 3986, besides
+# letters and digits: anything else (non-ASCII, ``<>{}|^`` ...) is read differently somewhere.
+_AUTHORITY_EXTRA = frozenset("-._~!$&'()*+,;=:@[]%")
 
 # Not ``from typing import ...`` at run time: every model call resolves a cache path, and
 # importing typing costs several ms per process.
@@ -109,7 +116,11 @@ def _unquote(segment: str, url: str) -> str:
 
 
 def normalize_base_url(base: str) -> str:
-    """Strip trailing slashes; reject bases without a scheme or host, or with a query."""
+    """Strip trailing slashes; reject bases without a scheme or host, or with a query,
+    an invalid port or a character that URL parsers read differently (:func:`ambiguity`)."""
+    problem = ambiguity(base)
+    if problem:
+        raise ConfigurationError(f"base URL {redact_url(base)!r}: {problem}")
     parts = urlsplit(base)
     if parts.scheme not in {"http", "https", "file"}:
         raise ConfigurationError(
@@ -196,15 +207,88 @@ def is_loopback(host: str | None) -> bool:
     return address.is_loopback
 
 
+def _authority(url: str) -> str | None:
+    """The authority as urllib3 (and a browser) delimits it: up to ``/``, ``\\``, ``?``
+    or ``#``; None without ``//``."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    end = next((i for i, c in enumerate(rest) if c in "/\\?#"), len(rest))
+    return rest[:end]
+
+
+def _port_of(hostport: str) -> str:
+    """The text after the port colon of ``host[:port]`` (``[v6]:port`` aware), or ``""``."""
+    if hostport.startswith("["):
+        return hostport.partition("]")[2].removeprefix(":")
+    return hostport.rpartition(":")[2] if ":" in hostport else ""
+
+
+def ambiguity(url: str) -> str | None:
+    """Why ``url`` could be read as two different hosts or ports, or None if it cannot.
+
+    Refused: a backslash, a control character or whitespace anywhere; an authority
+    character outside RFC 3986's set (non-ASCII hosts must be given in punycode); an invalid
+    port. The message never quotes the URL (the caller shows it redacted).
+    """
+    bad = _AMBIGUOUS.intersection(url)
+    if bad or any(c.isspace() for c in url):
+        shown = ", ".join(repr(c) for c in sorted(bad)) or "whitespace"
+        return (
+            f"contains {shown}, which URL parsers read differently "
+            "(percent-encode it, e.g. %5C for a backslash)"
+        )
+    authority = _authority(url)
+    if authority is None:
+        return None
+    odd = {c for c in authority if not (c.isascii() and c.isalnum()) and c not in _AUTHORITY_EXTRA}
+    if odd:
+        shown = ", ".join(repr(c) for c in sorted(odd))
+        return f"character(s) {shown} not allowed in the host part (use punycode for IDN hosts)"
+    port = _port_of(authority.rpartition("@")[2])
+    if port and not port.isdigit() and "@" in url[url.index(authority) + len(authority) :]:
+        return "the user name or password holds an unencoded '/', '?' or '#' (percent-encode it)"
+    if port and not (port.isdigit() and int(port) <= 65535):
+        return "invalid port (expected a number 0-65535)"
+    return None
+
+
+def _client_host(url: str) -> tuple[str | None, int | None]:
+    """Host and port as the HTTP client (urllib3) will connect; the policy is decided on these."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        parsed = parse_url(url)
+    except LocationParseError:
+        return None, None
+    return parsed.host, parsed.port
+
+
+def _same_host(url: str, hostname: str, port: int | None) -> bool:
+    host, client_port = _client_host(url)
+    return host is not None and host.strip("[]").lower() == hostname and client_port == port
+
+
 def check_remote_url(url: str, *, allow_http: bool, allow_file: bool, what: str = "URL") -> str:
     """Apply the transport policy to a URL about to be fetched; return it unchanged.
 
     HTTPS always; plain http only to a loopback host or with ``allow_http``
     (``OMNIHUB_ALLOW_HTTP=1``); ``file://`` only when ``allow_file`` (a configured mirror,
-    never a catalogue URL or a redirect).
+    never a catalogue URL or a redirect). A URL that parsers could read as different hosts
+    (:func:`ambiguity`) is refused first; the loopback decision is taken on the host urllib3
+    will actually connect to, and must agree with :func:`urllib.parse.urlsplit`'s.
     """
+    problem = ambiguity(url)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
+    if not problem and scheme in {"http", "https"} and parts.hostname:
+        problem = "" if _same_host(url, parts.hostname, parts.port) else "the host is ambiguous"
+    if problem:
+        host, _ = _client_host(url)
+        if host is not None and host.strip("[]").lower() != (parts.hostname or ""):
+            problem += f" (the HTTP client would connect to {host!r}, not {parts.hostname!r})"
+        raise ConfigurationError(f"{what} {redact_url(url)!r}: {problem}")
     if scheme == "https" and parts.hostname:
         return url
     if scheme == "http" and parts.hostname:
@@ -231,11 +315,30 @@ def check_base_url(base: str, *, allow_http: bool) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any user:password removed and the query hidden, safe for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    netloc = parts.netloc.rpartition("@")[2]
-    query = "<redacted>" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """The URL with any user:password removed and the query hidden, safe for messages.
+
+    The host is the one the HTTP client connects to (the authority ends at ``/``, ``\\``,
+    ``?`` or ``#``). A password holding an unencoded ``/`` or ``#`` cuts the authority short
+    (``https://user:pa/ss@host``): an authority that is not ``host[:port]`` is taken as the
+    start of credentials, and everything up to the URL's last ``@`` is hidden.
+    """
+    authority = _authority(url)
+    if authority is None:
+        return url.partition("?")[0] + ("?<redacted>" if "?" in url else "")
+    head, _, rest = url.partition("://")
+    rest = rest[len(authority) :]
+    port = _port_of(authority.rpartition("@")[2])
+    if "@" in authority:
+        authority = authority.rpartition("@")[2]
+    elif port and not port.isdigit():
+        at = rest.rfind("@")
+        if at < 0:
+            return f"{head}://<credentials hidden>"
+        rest = rest[at + 1 :]
+        authority = _authority("x://" + rest) or ""
+        rest = rest[len(authority) :]
+    path, mark, tail = rest.partition("?")
+    if mark:
+        fragment = tail.partition("#")[1:]
+        path += "?<redacted>" + "".join(fragment)
+    return f"{head}://{authority}{path}"

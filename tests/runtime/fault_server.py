@@ -93,6 +93,17 @@ class Fault:
         return Fault("redirect", (code, location))
 
     @staticmethod
+    def encoded(data: bytes, encoding: str = "gzip", *, sized: bool = True) -> Fault:
+        """Answer 200 with ``data`` (already encoded) under ``Content-Encoding: encoding``,
+        with its encoded Content-Length when ``sized``, else ending at connection close."""
+        return Fault("encoded", (data, encoding, sized))
+
+    @staticmethod
+    def drip_headers(delay: float) -> Fault:
+        """Send the status line and headers one byte per ``delay`` seconds."""
+        return Fault("drip_headers", delay)
+
+    @staticmethod
     def ignore_range() -> Fault:
         """Answer 200 with the whole file even when a Range was asked for."""
         return Fault("ignore_range")
@@ -196,6 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, int]:
         if fault is not None and fault.kind == "status":
             return self._simple(int(fault.arg), b"fault\n", fault.headers), 0
+        if fault is not None and fault.kind in {"encoded", "drip_headers"}:
+            return self._odd_response(fault, resource, head=head)
         if fault is not None and fault.kind == "redirect":
             code, location = fault.arg
             return self._simple(code, b"", {"Location": location}), 0
@@ -249,6 +262,35 @@ class _Handler(BaseHTTPRequestHandler):
         if head:
             return status, 0
         return status, self._send_body(body, fault)
+
+    def _odd_response(
+        self, fault: Fault, resource: Resource | None, *, head: bool
+    ) -> tuple[int, int]:
+        """An encoded body, or headers sent a byte at a time."""
+        if fault.kind == "encoded":
+            data, encoding, sized = fault.arg
+            self.send_response(200)
+            self.send_header("Content-Encoding", encoding)
+            if sized:
+                self.send_header("Content-Length", str(len(data)))
+            else:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            return 200, 0 if head else self._send_body(data, None)
+        body = resource.data if resource is not None else b""
+        head_bytes = (
+            f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n"
+            "X-Padding: dripdripdripdripdripdripdripdripdripdripdrip\r\n\r\n"
+        ).encode()
+        for i in range(len(head_bytes)):
+            if self.server.owner._stopping.is_set():
+                raise _Aborted
+            self.wfile.write(head_bytes[i : i + 1])
+            self.wfile.flush()
+            time.sleep(float(fault.arg))
+        self.wfile.write(body)
+        return 200, len(body)
 
     def _send_body(self, body: bytes, fault: Fault | None) -> int:
         kind = fault.kind if fault is not None else None

@@ -97,9 +97,12 @@ def _catalogue_check() -> Check:
 
 def _probe(url: str, config: Config) -> tuple[str, str]:
     """``(status, detail)`` for one base URL: does something answer there?"""
-    from omnihub.urls import redact_url
+    from omnihub.urls import ambiguity, redact_url
 
     shown = redact_url(url)
+    problem = ambiguity(url)
+    if problem:
+        return "problem", f"{shown}: {problem}"
     if url.lower().startswith("file:"):
         from urllib.parse import unquote, urlsplit
         from urllib.request import url2pathname
@@ -124,7 +127,7 @@ def _probe(url: str, config: Config) -> tuple[str, str]:
 
 def _repository_checks(config: Config, *, network: bool) -> list[Check]:
     from omnihub.repositories import registered_repositories
-    from omnihub.urls import check_base_url
+    from omnihub.urls import check_base_url, redact_url
 
     checks = []
     names = [
@@ -142,7 +145,7 @@ def _repository_checks(config: Config, *, network: bool) -> list[Check]:
     for topic, url in probes:
         if not url.lower().startswith("file:") and (config.offline or not network):
             reason = "offline mode" if config.offline else "--no-network"
-            checks.append(Check(topic, "ok", f"{url}: not probed ({reason})"))
+            checks.append(Check(topic, "ok", f"{redact_url(url)}: not probed ({reason})"))
             continue
         status, detail = _probe(url, config)
         if status != "ok" and topic == "hugging face":

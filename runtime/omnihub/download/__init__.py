@@ -41,6 +41,8 @@ logger = logging.getLogger("omnihub")
 
 #: Files smaller than this get no resume record: fetching them again costs less.
 RESUME_MIN = 1 << 20
+#: A read returns what it has after this long, so the minimum-progress rule sees a drip.
+_FILL_SECONDS = 0.25
 
 
 @attrs.frozen
@@ -64,6 +66,7 @@ class _Job:
     expected_size: int | None
     label: str
     single_only: bool = False  # a server refused ranges: no parallel attempt again
+    pace: _http.Pace | None = None  # the current attempt's minimum-progress rule
 
 
 class _Restart(Transient):
@@ -91,8 +94,8 @@ def download(
     """
     check_remote_url(url, allow_http=config.allow_http, allow_file=allow_file)
     if url.lower().startswith("file:"):
-        hasher, size = _local(url, partial, expected_size=expected_size, label=label)
         job = _Job(url, partial, config, {}, expected_size, label)
+        hasher, size = _local(job)
         return Transfer(_verify(job, hasher, size, expected_sha256), size, url, 0)
     job = _Job(url, partial, config, dict(private_headers or {}), expected_size, label)
     failures = 0
@@ -146,27 +149,45 @@ def _verify(job: _Job, hasher: Any, size: int, expected_sha256: str | None) -> s
     return digest
 
 
-def _local(url: str, partial: Path, *, expected_size: int | None, label: str) -> tuple[Any, int]:
-    """The ``file://`` transport: copy a configured mirror's file through the same writer."""
+def _local(job: _Job) -> tuple[Any, int]:
+    """The ``file://`` transport: copy a configured mirror's file through the same writer.
+
+    Under the download rules: only a regular file (a FIFO, ``/dev/zero`` or a directory,
+    even behind a symlink, is refused without blocking), at most its size at open (or the
+    catalogue's size) plus one byte, and never readable by more users than the source.
+    """
+    import stat
     from urllib.parse import unquote, urlsplit
     from urllib.request import url2pathname
 
+    url, partial, expected_size, label = job.url, job.partial, job.expected_size, job.label
     parts = urlsplit(url)
     if parts.netloc not in {"", "localhost"}:
         raise DownloadError(f"{label}: file URL {redact_url(url)!r} names a remote host")
     source = Path(url2pathname(unquote(parts.path)))
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
-        src = source.open("rb", buffering=0)
+        src_fd = os.open(source, flags)
     except FileNotFoundError:
         raise ModelNotFoundError(f"{label}: {source} does not exist (mirror {url})") from None
     except OSError as exc:
         raise DownloadError(f"{label}: cannot read {source}: {exc.strerror or exc}") from None
+    st = os.fstat(src_fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(src_fd)
+        raise DownloadError(
+            f"{label}: {source} (mirror {redact_url(url)}) is not a regular file "
+            f"({_kind(st.st_mode)}); refusing to copy it"
+        )
+    os.set_blocking(src_fd, True)
     hasher = hashlib.sha256()
-    with src:
-        fd = _open(partial, append=False)
+    with os.fdopen(src_fd, "rb", buffering=0) as src:
+        if expected_size is None:  # else the copy stops one byte past it and _verify says so
+            _check_length(job, st.st_size, 0)
+        fd = _open(partial, append=False, mode=stat.S_IMODE(st.st_mode))
         try:
-            limit = None if expected_size is None else expected_size + 1
-            size = _copy.copy(src.readinto, fd, hasher, limit=limit)
+            limit = (st.st_size if expected_size is None else expected_size) + 1
+            size = _copy.copy(src.readinto, fd, hasher, size=_copy.buffer_size(limit), limit=limit)
         except _copy.WriteFailed as exc:
             raise _partial.write_error(partial, exc.error) from None
         except OSError as exc:
@@ -174,12 +195,30 @@ def _local(url: str, partial: Path, *, expected_size: int | None, label: str) ->
             raise DownloadError(f"{label}: cannot read {source}: {exc}") from None
         finally:
             os.close(fd)
+    if expected_size is None and size > st.st_size:
+        _partial.discard(partial)
+        raise DownloadError(f"{label}: {source} grew while it was copied; try again")
     return hasher, size
 
 
-def _open(partial: Path, *, append: bool) -> int:
+def _kind(mode: int) -> str:
+    import stat
+
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def _open(partial: Path, *, append: bool, mode: int = 0o644) -> int:
     try:
-        return _partial.open_partial(partial, append=append)
+        return _partial.open_partial(partial, append=append, mode=mode)
     except OSError as exc:
         raise _partial.write_error(partial, exc) from None
 
@@ -231,23 +270,57 @@ def _body_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def _reader(response: requests.Response, encoded: bool) -> Any:
-    """``readinto`` over the body; an unrequested content encoding is decoded."""
+def _reader(response: requests.Response, decode: bool) -> Any:
+    """``readinto`` over the body, returning what one receive brought (``read1``), so the
+    minimum-progress rule sees a dripping body byte by byte; an unrequested content encoding
+    is decoded (urllib3 bounds each decoded read by the buffer, so a bomb is read in pieces)."""
+    import time
+
     raw = response.raw
-    if not encoded:
-        return raw.readinto
+    pending: list[BaseException] = []  # a failure after some bytes: raised on the next read
 
-    def decoded(view: memoryview) -> int:
-        block = raw.read(len(view), decode_content=True)
-        view[: len(block)] = block
-        return len(block)
+    def readinto(view: memoryview) -> int:
+        # Fill the buffer from successive receives (large writes and hash updates on a fast
+        # stream), but return within _FILL_SECONDS, so a drip is seen by the pace rule.
+        if pending:
+            raise pending.pop()
+        filled, began = 0, time.monotonic()
+        while filled < len(view):
+            try:
+                block = raw.read1(len(view) - filled, decode_content=decode)
+            except Exception as exc:
+                if not filled:
+                    raise
+                pending.append(exc)  # keep the bytes received before it
+                break
+            if not block:
+                break
+            view[filled : filled + len(block)] = block
+            filled += len(block)
+            if time.monotonic() - began >= _FILL_SECONDS:
+                break
+        return filled
 
-    return decoded
+    return readinto
+
+
+def _bound(job: _Job, offset: int) -> int:
+    """How many more bytes a body without a trusted length may bring: one past the
+    catalogue's size, else ``OMNIHUB_MAX_SIZE``, else the free space less a 5% (at least
+    64 MiB) reserve -- never until the disk is full."""
+    if job.expected_size is not None:
+        return max(job.expected_size - offset, 0) + 1
+    cap = job.config.max_size
+    if not cap:
+        free = _free_space(job.partial.parent)
+        cap = (1 << 62) if free is None else max(free - max(free // 20, 64 << 20), 0)
+    return max(cap - offset, 0) + 1
 
 
 def _attempt(job: _Job) -> tuple[Any, int, int]:
     """One request: ``(hasher, size, resumed_from)`` with the partial complete, or raise."""
     partial, config = job.partial, job.config
+    job.pace = _http.Pace(config)
     parallel_ok = config.connections > 1 and hasattr(os, "pwrite") and not job.single_only
     saved = _partial.load(partial, job.url)
     if saved is not None and saved.segments:
@@ -267,6 +340,10 @@ def _attempt(job: _Job) -> tuple[Any, int, int]:
     response = _http.get(job.url, headers, job.private, config, job.label)
     with response:
         status = response.status_code
+        encoded = response.headers.get("Content-Encoding", "identity").lower()
+        if status == 206 and encoded not in {"identity", ""}:
+            _partial.discard(partial)
+            raise _Restart(f"HTTP 206 with Content-Encoding {encoded} (a range of encoded bytes)")
         if status == 416 or (status == 206 and saved is None):
             _partial.discard(partial)
             raise _Restart(f"HTTP {status} resuming at byte {offset}")
@@ -290,14 +367,21 @@ def _receive(
     partial, config = job.partial, job.config
     encoding = response.headers.get("Content-Encoding", "identity").lower()
     encoded = encoding not in {"identity", ""}
+    if encoded and encoding not in response.raw.CONTENT_DECODERS:
+        raise DownloadError(
+            f"{job.label}: {redact_url(job.url)} answered with Content-Encoding {encoding!r}, "
+            "which was not asked for (Accept-Encoding: identity) and cannot be decoded"
+        )
     length = response.headers.get("Content-Length", "")
+    # an encoded body's Content-Length counts encoded bytes: no bound on the decoded file
     total = offset + int(length) if length.isdigit() and not encoded else None
     if total is not None:
         _check_length(job, total, offset)
     record = _partial.Resume.of(job.url, response.headers, total)
     if offset == 0:
         _partial.discard(partial)
-        if total is None or total >= RESUME_MIN:  # a small file is cheaper to fetch again
+        # a small file is cheaper to fetch again; a decoded body has no byte ranges to resume
+        if (total is None or total >= RESUME_MIN) and not encoded:
             _partial.save(partial, record)
     fd = _open(partial, append=offset > 0)
     switch = None
@@ -309,14 +393,12 @@ def _receive(
         and record.validator is not None
     ):
         switch = _parallel.Switch(asked=config.sources.get("connections", "default") != "default")
-    if total is not None:
-        limit: int | None = total - offset
-    else:  # no trustworthy length: at most one byte past the expected size
-        limit = None if job.expected_size is None else job.expected_size - offset + 1
+    # no trustworthy length: at most one byte past the expected size or the size bound
+    limit = total - offset if total is not None else _bound(job, offset)
     bar = progress_bar(total, offset, job.label, disabled=config.disable_progress)
     try:
         moved = _copy.copy(
-            _reader(response, encoded),
+            _paced(job, _reader(response, encoded)),
             fd,
             hasher,
             size=_copy.buffer_size(limit),
@@ -335,10 +417,18 @@ def _receive(
     size = offset + moved
     if switch is not None and switch.switched and total is not None and size < total:
         segments = _parallel.split_rest(size, total, config.connections)
-        first = _SegmentBody(response)
+        first = _SegmentBody(response, job)
         return _run_parallel(job, record, segments, first=first, hasher=hasher, resumed=offset)
     if total is not None and size != total:
         raise Transient(f"connection closed after {size} of {total} bytes")
+    if total is None and job.expected_size is None and moved == limit:
+        _partial.discard(partial)
+        how = f"decoded from {encoding}, " if encoded else ""
+        raise DownloadError(
+            f"{job.label}: {redact_url(job.url)} sent more than {limit - 1 + offset} bytes "
+            f"({how}no size announced); stopped at the size bound (OMNIHUB_MAX_SIZE or the "
+            "free disk space) and discarded the file"
+        )
     return hasher, size, offset
 
 
@@ -346,12 +436,17 @@ class _RangeRefused(Exception):
     """A segment's range was answered with the whole file, a 416 or other validators."""
 
 
-class _SegmentBody:
-    """A segment's response body: ``readinto`` and a ``close`` that wakes a blocked read."""
+def _paced(job: _Job, readinto: Any) -> Any:
+    return readinto if job.pace is None else job.pace.wrap(readinto)
 
-    def __init__(self, response: requests.Response) -> None:
+
+class _SegmentBody:
+    """A segment's response body: ``readinto`` (under the attempt's pace) and a ``close``
+    that wakes a blocked read."""
+
+    def __init__(self, response: requests.Response, job: _Job) -> None:
         self.response = response
-        self.readinto = response.raw.readinto
+        self.readinto = _paced(job, _reader(response, False))
 
     def close(self) -> None:
         self.response.raw.shutdown()
@@ -382,7 +477,7 @@ def _run_parallel(
         got = _http.content_range(response.headers.get("Content-Range"))
         status = response.status_code
         if status == 206 and got and got[0] == start and record.matches(response.headers):
-            return _SegmentBody(response)
+            return _SegmentBody(response, job)
         response.close()
         raise _RangeRefused(f"HTTP {status} for bytes {start}-{end}")
 
@@ -419,7 +514,7 @@ def _run_parallel(
             _partial.discard(partial)
             job.single_only = True
             raise _Restart(f"server refused a byte range ({cause}); one stream now") from None
-        if isinstance(cause, (DownloadError, ModelNotFoundError, IntegrityError)):
+        if isinstance(cause, (DownloadError, ModelNotFoundError, IntegrityError, Transient)):
             raise cause from None
         done = sum(seg.done for seg in segments)
         raise Transient(f"{failed} after {done} of {total} bytes") from None

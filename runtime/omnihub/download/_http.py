@@ -8,6 +8,10 @@
   ``OMNIHUB_RETRY_AFTER_MAX`` (a longer one is answered at once, as an error).
 - Trust: ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``SSL_CERT_FILE`` or ``SSL_CERT_DIR``
   (first set wins), else certifi's bundle; proxies from ``HTTPS_PROXY``/``NO_PROXY``.
+- Liveness: a response's headers must be complete within ``OMNIHUB_RATE_WINDOW`` seconds
+  (a watchdog shuts the socket of a connection that drips them), and a body must average
+  ``OMNIHUB_MIN_RATE`` bytes/s over every window and end within ``OMNIHUB_ATTEMPT_DEADLINE``
+  (:class:`Pace`); a per-read timeout alone never ends a server sending a byte a second.
 - Redirects are followed here, one hop at a time, so the transport policy
   (:func:`omnihub.urls.check_remote_url`) applies to every hop and private headers
   (``Authorization``) never leave the first origin.
@@ -15,9 +19,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CA_VARIABLES",
     "MAX_REDIRECTS",
+    "Pace",
+    "TooSlow",
     "Transient",
     "backoff",
     "content_range",
@@ -63,6 +71,110 @@ pause: Callable[[float], None] = time.sleep
 
 class Transient(Exception):
     """A failure worth another attempt (the body broke off, a read timed out)."""
+
+
+class TooSlow(Transient):
+    """A transfer broke the minimum-progress rule or its attempt's deadline."""
+
+
+class Pace:
+    """The minimum-progress rule and deadline of one attempt, asked after every read.
+
+    Raises :class:`TooSlow` when fewer than ``min_rate * window`` bytes arrived in the last
+    full window, or when ``deadline`` seconds passed since the attempt began (0 disables
+    either rule). Thread-safe: parallel segments share one pace (their sum is the rate).
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.min_rate = config.min_rate
+        self.window = config.rate_window
+        self.deadline = config.attempt_deadline
+        self.started = self.window_start = time.monotonic()
+        self.in_window = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.in_window += n
+            if self.deadline and now - self.started > self.deadline:
+                raise TooSlow(
+                    f"the attempt took more than OMNIHUB_ATTEMPT_DEADLINE={self.deadline:g} s"
+                )
+            if self.window and now - self.window_start >= self.window:
+                got, self.in_window, self.window_start = self.in_window, 0, now
+                if self.min_rate and got < self.min_rate * self.window:
+                    raise TooSlow(
+                        f"only {got} bytes in {self.window:g} s, less than "
+                        f"OMNIHUB_MIN_RATE={self.min_rate} bytes/s (OMNIHUB_RATE_WINDOW)"
+                    )
+
+    def wrap(self, readinto: Callable[[memoryview], int | None]) -> Callable[[memoryview], int]:
+        """``readinto`` that applies this pace after every read."""
+
+        def paced(view: memoryview) -> int:
+            n = readinto(view) or 0
+            self(n)
+            return n
+
+        return paced
+
+
+_headers_late = threading.local()
+
+
+def _expire(sock: Any, conn: Any) -> None:
+    """The header watchdog fired: wake the blocked read by shutting the socket."""
+    conn.headers_late = True
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _HeaderDeadline:
+    """Mixed into urllib3's connections: ``getresponse`` (reading the status line and
+    headers) must finish within :attr:`header_deadline` seconds, however slowly they drip."""
+
+    header_deadline = 0.0
+    headers_late = False
+
+    def getresponse(self) -> Any:
+        sock = getattr(self, "sock", None)
+        timer = None
+        if self.header_deadline > 0 and sock is not None:
+            timer = threading.Timer(self.header_deadline, _expire, (sock, self))
+            timer.daemon = True
+            timer.start()
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        finally:
+            if timer is not None:
+                timer.cancel()
+                timer.join()  # no thread of ours outlives the request
+            if self.headers_late:
+                self.headers_late = False
+                _headers_late.flag = True
+
+
+def _paced_adapter(retry: Retry, header_deadline: float) -> Any:
+    """An HTTPAdapter whose connections enforce ``header_deadline``."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    extra = {"header_deadline": header_deadline}
+    http_conn = type("_Conn", (_HeaderDeadline, HTTPConnection), dict(extra))
+    https_conn = type("_TLSConn", (_HeaderDeadline, HTTPSConnection), dict(extra))
+    pools = {
+        "http": type("_Pool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+        "https": type("_TLSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+    }
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+    return Adapter(max_retries=retry, pool_connections=16, pool_maxsize=32)
 
 
 def backoff(factor: float, ceiling: float, attempt: int) -> float:
@@ -121,9 +233,14 @@ if hasattr(os, "register_at_fork"):
 def session(config: Config) -> requests.Session:
     """This process's session for ``config``'s retry settings (created once, thread-safe)."""
     import requests
-    from requests.adapters import HTTPAdapter
 
-    key = (config.retries, config.backoff, config.backoff_max, config.retry_after_max)
+    key = (
+        config.retries,
+        config.backoff,
+        config.backoff_max,
+        config.retry_after_max,
+        config.rate_window,
+    )
     with _sessions_lock:
         found = _sessions.get(key)
         if found is not None:
@@ -140,7 +257,7 @@ def session(config: Config) -> requests.Session:
             raise_on_redirect=False,
         )
         retry.limit = config.retry_after_max
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=16, pool_maxsize=32)
+        adapter = _paced_adapter(retry, config.rate_window)
         made = requests.Session()
         made.headers["User-Agent"] = _USER_AGENT
         made.mount("https://", adapter)
@@ -171,10 +288,13 @@ def _tls_error(url: str, exc: Exception) -> DownloadError:
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
-    from urllib.parse import urlsplit
+    """Scheme, host and port as urllib3 -- the client that connects -- parses them (private
+    headers follow this origin, never another parser's reading of the URL)."""
+    from urllib3.util import parse_url
 
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.hostname, parts.port
+    parts = parse_url(url)
+    host = parts.host.lower() if parts.host else None
+    return (parts.scheme or "").lower(), host, parts.port
 
 
 def get(
@@ -196,6 +316,7 @@ def get(
     for _ in range(MAX_REDIRECTS + 1):
         check_remote_url(current, allow_http=config.allow_http, allow_file=False)
         sent = {**headers, **private} if _origin(current) == origin else dict(headers)
+        _headers_late.flag = False
         try:
             response = http.get(
                 current,
@@ -208,6 +329,12 @@ def get(
         except requests.exceptions.SSLError as exc:
             raise _tls_error(current, exc) from None
         except requests.ConnectionError as exc:
+            if getattr(_headers_late, "flag", False):
+                raise DownloadError(
+                    f"{label}: {redact_url(current)} did not finish sending its response "
+                    f"headers within OMNIHUB_RATE_WINDOW={config.rate_window:g} s "
+                    f"(after {config.retries + 1} attempts)"
+                ) from None
             raise DownloadError(
                 f"{label}: cannot reach {redact_url(current)}: {type(exc).__name__} "
                 f"(after {config.retries + 1} attempts)"

@@ -126,9 +126,10 @@ def discard_record(partial: Path) -> None:
         resume_path(partial).unlink()
 
 
-def open_partial(partial: Path, *, append: bool) -> int:
+def open_partial(partial: Path, *, append: bool, mode: int = 0o644) -> int:
     """A write descriptor on the partial; a fresh one replaces whatever was at its name
-    (created exclusively, so a symlink planted there is never followed)."""
+    (created exclusively, so a symlink planted there is never followed). ``mode`` (less the
+    umask) narrows who may read it: a copy of a private file stays private."""
     flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW
     if append:
         flags |= os.O_APPEND
@@ -136,7 +137,7 @@ def open_partial(partial: Path, *, append: bool) -> int:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
         flags |= os.O_EXCL
-    return os.open(partial, flags, 0o644)
+    return os.open(partial, flags, mode & 0o644)
 
 
 def open_segments(partial: Path, total: int) -> int:
