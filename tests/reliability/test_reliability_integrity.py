@@ -4,9 +4,11 @@ and out-of-range settings still broke -- against real loopback servers and real 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -14,10 +16,17 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omnihub._enums import Format
+from omnihub.cache import read_record
+from omnihub.errors import DownloadError, IntegrityError
+from omnihub.formats import format_problem
+from omnihub.hub import fetch
 from omnihub.locking import try_target_lock
 
 from tests.runtime.fault_server import Fault
-from tests.runtime.helpers import REPO, Env, child_env, entry, entry_json, payload
+from tests.runtime.helpers import REPO, Env, child_env, entry, entry_json, payload, sha256
 
 FILE = "model.fb"
 
@@ -95,7 +104,139 @@ def test_a_forked_child_does_not_keep_the_download_lock_after_the_parent_dies(
             parent.kill()
             parent.wait(10)
         if child:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+
+
+# -- item 4: a captive portal, an empty body or an LFS pointer is never pinned ----------
+
+_PORTAL = b"<!DOCTYPE html>\n<html><head><title>Sign in to Hotel WiFi</title></head></html>\n"
+_LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"ab" * 32 + b"\nsize 9\n"
+
+
+def _flatbuffer(size: int, seed: int) -> bytes:
+    """A minimal well-formed FlatBuffers file: root table at 8, its vtable at 4, then data."""
+    root = struct.pack("<I", 8) + struct.pack("<HH", 4, 4) + struct.pack("<i", 4)
+    return root + payload(size - len(root), seed=seed)
+
+
+def _onnx_file() -> bytes:
+    onnx = pytest.importorskip("onnx")
+    helper = onnx.helper
+    node = helper.make_node("Relu", ["x"], ["y"])
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y]))
+    data: bytes = model.SerializeToString()
+    return data
+
+
+def _safetensors_file() -> bytes:
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    return struct.pack("<Q", len(header)) + header + bytes(8)
+
+
+def _zip_file() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("configuration.json", "{}")
+    return buf.getvalue()
+
+
+_VALID: dict[str, object] = {
+    "samediff": lambda: _flatbuffer(4096, 1),
+    "dl4j": _zip_file,
+    "onnx": _onnx_file,
+    "gguf": lambda: b"GGUF" + struct.pack("<IQQ", 3, 0, 0),
+    "safetensors": _safetensors_file,
+    "raw": lambda: payload(100, seed=2),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(_VALID))
+def test_every_format_accepts_its_files_and_refuses_a_portal_page(fmt: str, tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    good.write_bytes(_VALID[fmt]())  # type: ignore[operator]
+    assert format_problem(good, fmt) is None
+    for bad, said in ((_PORTAL, "HTML page"), (b"", "empty"), (_LFS, "Git LFS pointer")):
+        path = tmp_path / "bad"
+        path.write_bytes(bad)
+        problem = format_problem(path, fmt)
+        assert problem is not None, (fmt, bad[:20])
+        assert said in problem, (fmt, bad[:20], problem)
+
+
+@given(junk=st.binary(max_size=300), fmt=st.sampled_from(sorted(_VALID)), cut=st.floats(0, 1))
+@settings(max_examples=300, deadline=None)
+def test_the_checks_never_raise_and_a_cut_short_file_is_refused(
+    junk: bytes, fmt: str, cut: float, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Arbitrary bytes get an answer, never an exception. A zip, ONNX or SafeTensors file cut
+    short anywhere is refused: their checks cover the whole file (FlatBuffers and GGUF checks
+    read only the root and the magic; raw has no structure)."""
+    path = tmp_path_factory.mktemp("f") / "x"
+    path.write_bytes(junk)
+    format_problem(path, fmt)
+    whole: bytes = _VALID[fmt]()  # type: ignore[operator]
+    path.write_bytes(whole[: int(cut * (len(whole) - 1))])
+    if fmt in ("dl4j", "onnx", "safetensors"):
+        assert format_problem(path, fmt) is not None
+
+
+@pytest.mark.parametrize(
+    "body", [_PORTAL, b"", _LFS], ids=["captive-portal", "empty-body", "lfs-pointer"]
+)
+def test_a_portal_page_is_never_pinned_on_first_use(env: Env, body: bytes) -> None:
+    """A spec without sha256 behind a captive portal: a clear error, nothing cached (no
+    file, record or partial); once the network is real, the model is fetched and pinned."""
+    good = _flatbuffer(50_000, 3)
+    where = env.publish(FILE, good)
+    env.server.fault(where, Fault.body(body))
+    model = entry(data=good, declare=False, format=Format.SAMEDIFF)
+    with pytest.raises(DownloadError) as info:
+        fetch(model)
+    message = str(info.value)
+    assert "nothing was cached" in message
+    assert where in message
+    folder = env.home / "samediff"
+    assert sorted(p.name for p in folder.iterdir()) == [FILE + ".lock"]
+    path = fetch(model)
+    assert path.read_bytes() == good
+    record = read_record(path)
+    assert record is not None
+    assert (record.origin, record.sha256) == ("first-use", sha256(good))
+
+
+def test_a_portal_on_the_first_mirror_falls_through_to_the_next(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = _flatbuffer(20_000, 4)
+    env.server.add(f"/portal/samediff/{FILE}", _PORTAL, content_type="text/html")
+    env.publish(FILE, good)
+    monkeypatch.setenv("OMNIHUB_URL", f"{env.server.url}/portal {env.base}")
+    path = fetch(entry(data=good, declare=False, format=Format.SAMEDIFF))
+    assert path.read_bytes() == good
+
+
+def test_force_download_replaces_a_first_use_pin_but_never_a_declared_hash(env: Env) -> None:
+    old, new = _flatbuffer(30_000, 5), _flatbuffer(30_000, 6)
+    env.publish(FILE, old)
+    trusted = entry(data=old, declare=False, format=Format.SAMEDIFF)
+    path = fetch(trusted)
+    env.publish(FILE, new)  # upstream replaced the file (or the first pin was bad)
+    assert fetch(trusted).read_bytes() == old  # a hit: the pinned copy
+    assert fetch(trusted, force_download=True).read_bytes() == new
+    record = read_record(path)
+    assert record is not None
+    assert (record.origin, record.sha256) == ("first-use", sha256(new))
+    declared = entry(data=old, format=Format.SAMEDIFF)  # the spec pins the old file
+    path.unlink()
+    env.publish(FILE, old)
+    fetch(declared)
+    env.publish(FILE, new)
+    with pytest.raises(IntegrityError):
+        fetch(declared, force_download=True)
+    assert path.read_bytes() == old
