@@ -139,10 +139,18 @@ def _offline(entry: ModelEntry, path: Path, force_download: bool, label: str) ->
 def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool) -> Path:
     import contextlib
 
-    from omnihub.errors import DownloadError, IntegrityError
+    from omnihub.errors import DownloadError, IntegrityError, OmnihubError
     from omnihub.locking import target_lock
 
     label = _label(entry)
+    from omnihub.cache import check_directory
+
+    given = cfg.sources.get("home", "argument")
+    setting = "OMNIHUB_HOME" if given.startswith("environment") else f"OMNIHUB_HOME: {given}"
+    try:
+        check_directory(path.parent, home=cfg.home, source=setting)
+    except OmnihubError as exc:
+        raise type(exc)(f"{label}: {exc}") from None
     if cfg.offline:
         return _offline(entry, path, force_download, label)
 

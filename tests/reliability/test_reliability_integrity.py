@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omnihub._enums import Format
 from omnihub.cache import read_record
-from omnihub.errors import DownloadError, IntegrityError
+from omnihub.errors import CacheDirectoryError, DownloadError, IntegrityError
 from omnihub.formats import format_problem
 from omnihub.hub import fetch
 from omnihub.locking import try_target_lock
@@ -240,3 +240,87 @@ def test_force_download_replaces_a_first_use_pin_but_never_a_declared_hash(env: 
     with pytest.raises(IntegrityError):
         fetch(declared, force_download=True)
     assert path.read_bytes() == old
+
+
+# -- item 11: a home that is a file, a dangling symlink; a symlinked framework directory ---
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "omnihub", *args],
+        cwd=REPO,
+        env=child_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _broken_home(kind: str, tmp_path: Path) -> tuple[Path, str]:
+    tmp_path.mkdir(exist_ok=True)
+    home = tmp_path / "home"
+    if kind == "file":
+        home.write_text("not a directory\n")
+        return home, "is a file, not a directory"
+    if kind == "inside-a-file":
+        (tmp_path / "plain").write_text("x")
+        return tmp_path / "plain" / "home", "plain is a file, not a directory"
+    home.symlink_to(tmp_path / "gone")
+    return home, "which does not exist"
+
+
+@pytest.mark.parametrize("kind", ["file", "inside-a-file", "dangling-symlink"])
+def test_a_broken_home_is_a_clear_typed_error_in_fetch(
+    env: Env, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, said = _broken_home(kind, tmp_path / "b")
+    monkeypatch.setenv("OMNIHUB_HOME", str(home))
+    data = _flatbuffer(1000, 7)
+    env.publish(FILE, data)
+    for offline in ("0", "1"):
+        monkeypatch.setenv("OMNIHUB_OFFLINE", offline)
+        with pytest.raises(CacheDirectoryError) as info:
+            fetch(entry(data=data))
+        message = str(info.value)
+        assert said in message
+        assert "OMNIHUB_HOME" in message
+        assert str(home) in message
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling-symlink"])
+@pytest.mark.parametrize("command", [("cache", "ls"), ("verify",), ("cache", "prune")])
+def test_cache_commands_report_a_broken_home_and_exit_1(
+    kind: str, command: tuple[str, ...], tmp_path: Path
+) -> None:
+    home, said = _broken_home(kind, tmp_path)
+    done = _cli(*command, env={"OMNIHUB_HOME": str(home), "OMNIHUB_OFFLINE": "1"})
+    assert done.returncode == 1, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "CacheDirectoryError" in lines[0]
+    assert said in lines[0]
+    assert "empty" not in done.stderr + done.stdout
+
+
+def test_cache_commands_follow_a_symlinked_framework_directory(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user moved samediff/ to a bigger disk and linked it: ls, verify and prune see it."""
+    data = _flatbuffer(5000, 8)
+    env.publish(FILE, data)
+    path = fetch(entry(data=data))
+    elsewhere = tmp_path / "big-disk" / "samediff"
+    elsewhere.parent.mkdir()
+    os.replace(path.parent, elsewhere)
+    path.parent.symlink_to(elsewhere)
+    (elsewhere / (FILE + ".incomplete")).write_bytes(b"leftover")
+    cli_env = {"OMNIHUB_HOME": str(env.home), "OMNIHUB_OFFLINE": "1"}
+    listed = _cli("cache", "ls", "--json", env=cli_env)
+    assert [row["file"] for row in json.loads(listed.stdout)] == [FILE], listed
+    verified = _cli("verify", "--json", env=cli_env)
+    assert [row["ok"] for row in json.loads(verified.stdout)] == [True], verified
+    pruned = _cli("cache", "prune", "--max-size", "0", "--json", env=cli_env)
+    removed = {Path(row["path"]).name for row in json.loads(pruned.stdout)["removed"]}
+    assert removed == {FILE, FILE + ".incomplete", FILE + ".omnihub.json"}, pruned
+    assert not (elsewhere / FILE).exists()
