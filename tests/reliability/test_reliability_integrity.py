@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import struct
@@ -14,13 +15,21 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omnihub._enums import Format
 from omnihub.cache import read_record
-from omnihub.errors import CacheDirectoryError, DownloadError, IntegrityError
+from omnihub.cli._units import parse_size
+from omnihub.config import ENV, Config, resolve
+from omnihub.errors import (
+    CacheDirectoryError,
+    ConfigurationError,
+    DownloadError,
+    IntegrityError,
+)
 from omnihub.formats import format_problem
 from omnihub.hub import fetch
 from omnihub.locking import try_target_lock
@@ -324,3 +333,111 @@ def test_cache_commands_follow_a_symlinked_framework_directory(
     removed = {Path(row["path"]).name for row in json.loads(pruned.stdout)["removed"]}
     assert removed == {FILE, FILE + ".incomplete", FILE + ".omnihub.json"}, pruned
     assert not (elsewhere / FILE).exists()
+
+
+# -- item 12: out-of-range settings and options: one line naming them, documented exit code --
+
+_SETTINGS = ["OMNIHUB_URL", "HF_ENDPOINT", *(v for names in ENV.values() for v in names)]
+
+
+@given(
+    name=st.sampled_from(sorted(set(_SETTINGS))),
+    text=st.one_of(
+        st.sampled_from(["inf", "-inf", "nan", "1e999", "1e308", "-1", "99999999999999999999"]),
+        st.sampled_from(["http://h:99999/", "https://[::1/zoo", "http://h:abc/", "https://:1/"]),
+        st.text(min_size=1, max_size=40).filter(lambda t: "\0" not in t),
+    ),
+)
+@settings(max_examples=400, deadline=None)
+def test_any_setting_text_resolves_or_is_a_configuration_error(name: str, text: str) -> None:
+    """Whatever a variable holds: a Config whose numbers are finite and whose URLs have a
+    usable port, or a ConfigurationError naming the variable -- never another exception."""
+    saved = os.environ.get(name)
+    os.environ[name] = text
+    try:
+        cfg: Config | ConfigurationError = resolve()
+    except ConfigurationError as exc:
+        cfg = exc
+    finally:
+        if saved is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = saved
+    if isinstance(cfg, ConfigurationError):
+        assert name in str(cfg)
+        return
+    for field in ("connect_timeout", "read_timeout", "backoff", "backoff_max", "retry_after_max"):
+        assert math.isfinite(getattr(cfg, field))
+    for url in (*cfg.urls, cfg.hf_endpoint):
+        port = urlsplit(url).port
+        assert port is None or 1 <= port <= 65535
+
+
+@given(
+    text=st.one_of(
+        st.sampled_from(["1e300TB", "1e309", "inf", "nan", "9e18GiB", "-1KB"]),
+        st.builds("{}{}".format, st.floats(), st.sampled_from(["", "KB", "TiB"])),
+        st.text(max_size=30),
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_any_size_text_is_bytes_or_a_value_error(text: str) -> None:
+    try:
+        size: int | str = parse_size(text)
+    except ValueError as exc:
+        size = str(exc)
+    if isinstance(size, str):
+        assert "expected a number of bytes" in size
+    else:
+        assert 0 <= size <= 2**63 - 1
+
+
+@pytest.fixture(scope="module")
+def a_model_name() -> str:
+    listed = _cli("list", "--json")
+    names = [row["qualified_name"] for row in json.loads(listed.stdout)]
+    if not names:
+        pytest.skip("no generated catalogue installed")
+    return str(names[0])
+
+
+_BAD_ENVIRONMENT = [
+    ("OMNIHUB_URL", "http://127.0.0.1:99999/zoo", "port 1-65535"),
+    ("OMNIHUB_URL", "http://127.0.0.1:abc/zoo", "a bad port"),
+    ("OMNIHUB_URL", "https://[::1/zoo", "a malformed host"),
+    ("OMNIHUB_URL", "https://user:se/cret@127.0.0.1:7x/zoo", "a bad port"),
+    ("OMNIHUB_READ_TIMEOUT", "inf", "finite"),
+    ("OMNIHUB_READ_TIMEOUT", "1e999", "finite"),
+    ("OMNIHUB_CONNECT_TIMEOUT", "1e300", "seconds from 0 to 1e+07"),
+    ("OMNIHUB_RETRIES", "1e999", "non-negative int"),
+    ("OMNIHUB_CONNECTIONS", "100000", "connections from 1 to 256"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "said"), _BAD_ENVIRONMENT)
+def test_bad_environment_is_one_line_in_download_and_doctor(
+    variable: str, value: str, said: str, a_model_name: str, tmp_path: Path
+) -> None:
+    env = {"OMNIHUB_HOME": str(tmp_path / "home"), variable: value}
+    download = _cli("download", a_model_name, env=env)
+    assert download.returncode == 1, download
+    lines = download.stderr.strip().splitlines()
+    assert len(lines) == 1, download.stderr
+    assert f"ConfigurationError: {variable}=" in lines[0]
+    assert said in lines[0]
+    assert "cret" not in download.stderr  # a password is never echoed
+    doctor = _cli("doctor", "--no-network", env=env)
+    assert doctor.returncode == 4, doctor  # doctor ran and found a problem
+    assert "Traceback" not in doctor.stderr
+    assert variable in doctor.stdout
+    assert said in doctor.stdout
+
+
+@pytest.mark.parametrize("size", ["1e300TB", "1e400", "inf", "nan", "-5MB", "9e18GiB"])
+def test_an_out_of_range_max_size_is_a_usage_error(size: str, tmp_path: Path) -> None:
+    done = _cli("cache", "prune", f"--max-size={size}", env={"OMNIHUB_HOME": str(tmp_path)})
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "--max-size" in last
+    assert "from 0 to 8 EiB" in last
