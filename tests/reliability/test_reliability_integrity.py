@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from omnihub._enums import Format
-from omnihub.cache import read_record
+from omnihub._enums import Format, Framework
+from omnihub.cache import Record, read_record, write_record
 from omnihub.cli._units import parse_size
 from omnihub.config import ENV, Config, resolve
 from omnihub.errors import (
@@ -34,6 +35,8 @@ from omnihub.formats import format_problem
 from omnihub.hub import fetch
 from omnihub.locking import try_target_lock
 
+from tests.cli.zoo import entry as cli_entry
+from tests.cli.zoo import write_catalog, write_zoo_file
 from tests.runtime.fault_server import Fault
 from tests.runtime.helpers import REPO, Env, child_env, entry, entry_json, payload, sha256
 
@@ -441,3 +444,33 @@ def test_an_out_of_range_max_size_is_a_usage_error(size: str, tmp_path: Path) ->
     last = done.stderr.strip().splitlines()[-1]
     assert "--max-size" in last
     assert "from 0 to 8 EiB" in last
+
+
+def test_verify_unpins_a_portal_page_an_older_version_trusted_on_first_use(
+    tmp_path: Path,
+) -> None:
+    """A cache filled by an older omnihub behind a captive portal: the HTML page is cached with
+    a first-use record. ``verify --no-repair`` reports it BAD (exit 4); ``verify`` moves it
+    aside, drops the pin and fetches the real model from the zoo."""
+    site, zoo, home = tmp_path / "site", tmp_path / "zoo", tmp_path / "home"
+    good = _flatbuffer(3000, 9)
+    model = cli_entry("portal_victim", "zoo", framework=Framework.SAMEDIFF, file="pv.fb")
+    model = attrs.evolve(model, format=Format.SAMEDIFF)
+    write_zoo_file(zoo, model, good)
+    write_catalog(site, "zoo", [model])
+    cached = home / "samediff" / "pv.fb"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(_PORTAL)
+    mtime = cached.stat().st_mtime_ns
+    write_record(cached, Record(len(_PORTAL), mtime, sha256(_PORTAL), "first-use"))
+    env = {"PYTHONPATH": str(site), "OMNIHUB_HOME": str(home), "OMNIHUB_URL": zoo.as_uri()}
+    checked = _cli("verify", "--no-repair", env=env)
+    assert checked.returncode == 4, checked
+    assert "BAD" in checked.stdout
+    assert "HTML page" in checked.stdout
+    repaired = _cli("verify", env=env)
+    assert repaired.returncode == 0, repaired
+    assert cached.read_bytes() == good
+    record = read_record(cached)
+    assert record is not None
+    assert record.sha256 == sha256(good)
