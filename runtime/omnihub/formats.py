@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["format_problem"]
 
 _HEAD = 4096
-#: How every Git LFS pointer file starts (the spec's first line, ``version <url>``).
+#: How every Git LFS pointer file starts: :data:`omnihub.loaders._sniff.LFS_POINTER_PREFIX`, not
+#: imported because ``omnihub.loaders`` pulls in the loader registry (~80 ms).
 _LFS_POINTER = b"version https://git-lfs"
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<meta", b"<script")
 #: A SafeTensors JSON header larger than this is not read (the format caps it at 100 MB).
