@@ -19,6 +19,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 from pathlib import Path
 
 import attrs
@@ -36,6 +37,8 @@ __all__ = [
     "Record",
     "Verification",
     "atomic_write_text",
+    "check_directory",
+    "directory_problem",
     "hash_file",
     "is_fresh",
     "prune",
@@ -279,6 +282,45 @@ class Pruned:
     size: int
 
 
+def directory_problem(directory: Path) -> str | None:
+    """Why ``directory`` can be neither used nor created as a directory, or None.
+
+    Looks at ``directory`` and then its ancestors until an existing one: a regular file or
+    other non-directory in the way, a dangling symlink, a symlink loop. A missing directory
+    whose ancestors are fine is no problem (it is created on first download); permission
+    errors are left to the operation that meets them.
+    """
+    for place in (directory, *directory.parents):
+        try:
+            st = os.stat(place)
+        except FileNotFoundError:
+            if os.path.islink(place):
+                return f"{place} is a symlink to {os.readlink(place)}, which does not exist"
+            continue
+        except NotADirectoryError:
+            continue  # an ancestor is a file: found further up
+        except OSError as exc:
+            return f"{place} is a symlink loop" if exc.errno == errno.ELOOP else None
+        if stat.S_ISDIR(st.st_mode):
+            return None
+        kind = "a file" if stat.S_ISREG(st.st_mode) else "something else"
+        return f"{place} is {kind}, not a directory"
+    return None
+
+
+def check_directory(directory: Path, *, home: Path, source: str = "OMNIHUB_HOME") -> None:
+    """Raise :class:`~omnihub.errors.CacheDirectoryError` if :func:`directory_problem` finds
+    one for ``directory`` (the home or a directory inside it), naming the home's setting."""
+    problem = directory_problem(directory)
+    if problem is not None:
+        from omnihub.errors import CacheDirectoryError
+
+        raise CacheDirectoryError(
+            f"cannot use the cache directory {home} ({source}): {problem}; expected a "
+            "directory, or a path where one can be created"
+        )
+
+
 def _home(home: Path | str | None) -> Path:
     if home is not None:
         return Path(home).expanduser()
@@ -301,12 +343,27 @@ def _describe(path: Path, framework: str, file: str) -> CachedFile:
     return CachedFile(path, framework, file, st.st_size, record.sha256, state, last_used)
 
 
+def _followed(fw_dir: Path) -> bool:
+    """A framework directory to walk: a directory, or a symlink to one that the current user
+    owns (DL4J users link ``samediff`` to a bigger disk; a symlink planted by another user of
+    a shared home must not make ``prune`` delete files elsewhere)."""
+    if fw_dir.name.startswith(".") or not fw_dir.is_dir():
+        return False
+    if not fw_dir.is_symlink():
+        return True
+    return not hasattr(os, "geteuid") or fw_dir.lstat().st_uid in (os.geteuid(), 0)
+
+
 def _walk(home: Path) -> Iterable[tuple[str, Path, str]]:
-    """Yield ``(framework, path, relative file)`` for every regular file under the home."""
+    """Yield ``(framework, path, relative file)`` for every regular file under the home.
+
+    A missing home is an empty cache; a home that is a file, a dangling symlink or a loop
+    raises :class:`~omnihub.errors.CacheDirectoryError` (never "empty")."""
+    check_directory(home, home=home)
     if not home.is_dir():
         return
     for fw_dir in sorted(home.iterdir()):
-        if fw_dir.name.startswith(".") or not fw_dir.is_dir() or fw_dir.is_symlink():
+        if not _followed(fw_dir):
             continue
         for root, dirs, files in os.walk(fw_dir):
             dirs.sort()

@@ -9,6 +9,7 @@ honoured without any global state.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,6 +61,24 @@ _TRANSPORT_KINDS: Mapping[str, type[int] | type[float]] = {
     "rate_window": float,  # seconds; also the deadline for a response's headers
     "attempt_deadline": float,  # seconds one attempt may take in total
     "max_size": int,  # bytes an unsized body may reach (0: the free disk space)
+}
+
+#: Inclusive bounds of numeric settings (seconds, counts, bytes): beyond them a value is a
+#: mistake (``OMNIHUB_READ_TIMEOUT=1e999``) that would overflow a socket or sleep call.
+_LONGEST = 1e7  # seconds, about 16 weeks; far below what sleep() and sockets accept
+_RANGES: Mapping[str, tuple[float, float, str]] = {
+    "connect_timeout": (0, _LONGEST, "seconds"),
+    "read_timeout": (0, _LONGEST, "seconds"),
+    "backoff": (0, _LONGEST, "seconds"),
+    "backoff_max": (0, _LONGEST, "seconds"),
+    "retry_after_max": (0, _LONGEST, "seconds"),
+    "retries": (0, 1_000_000, "retries"),
+    "connections": (1, 256, "connections"),
+    "parallel_min_size": (0, 2**63 - 1, "bytes"),
+    "min_rate": (0, 2**63 - 1, "bytes per second"),
+    "rate_window": (0, _LONGEST, "seconds"),
+    "attempt_deadline": (0, _LONGEST, "seconds"),
+    "max_size": (0, 2**63 - 1, "bytes"),
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -157,29 +176,80 @@ def _parse_number(name: str, text: str, kind: type[int] | type[float]) -> float:
         raise ConfigurationError(
             f"{name}={text!r}: expected a non-negative {kind.__name__}"
         ) from None
-    if not value >= 0:  # negative or NaN
-        raise ConfigurationError(f"{name}={text!r}: expected a non-negative {kind.__name__}")
+    if not (value >= 0 and math.isfinite(value)):  # negative, NaN or infinite
+        raise ConfigurationError(f"{name}={text!r}: expected a finite non-negative number")
     return value
+
+
+def _check_range(field: str, name: str, value: object) -> None:
+    """Raise :class:`ConfigurationError` if a numeric setting lies outside :data:`_RANGES`."""
+    bounds = _RANGES.get(field)
+    if bounds is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high, unit = bounds
+    if not low <= value <= high:  # False for NaN too
+        raise ConfigurationError(
+            f"{name}={value!r}: expected {unit} from {low:g} to {high:g}"
+            if unit != "bytes"
+            else f"{name}={value!r}: expected a number of bytes from 0 to 2**63-1"
+        )
+
+
+def _masked(url: str) -> str:
+    """``url`` for an error message about a URL that may not parse: everything between the
+    scheme and the last ``@`` (user, password) hidden."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def _check_url(name: str, url: str) -> None:
+    """A base URL the HTTP client can use: it parses, and any port is a number 1-65535."""
+    from urllib.parse import urlsplit
+
+    accepted = "expected a base URL like https://host[:port]/path, port 1-65535"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        why = "a bad port" if "port" in str(exc).lower() else "a malformed host (IPv6 brackets?)"
+        raise ConfigurationError(f"{name}={_masked(url)!r}: {why}; {accepted}") from None
+    if port == 0:
+        raise ConfigurationError(f"{name}={_masked(url)!r}: port 0; {accepted}")
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        raise ConfigurationError(f"{name}={_masked(url)!r}: no host; {accepted}")
 
 
 def _split_urls(name: str, text: str) -> tuple[str, ...]:
     urls = tuple(u for u in text.replace(",", " ").split() if u)
     if not urls:
         raise ConfigurationError(f"{name}={text!r}: expected at least one base URL")
+    for url in urls:
+        _check_url(name, url)
     return urls
 
 
-def _convert(field: str, name: str, raw: object) -> object:  # noqa: PLR0912
+def _convert_object(field: str, name: str, raw: object) -> object:
+    """A non-string argument (URL list, path-like, number) as the field's type."""
+    if field == "urls" and isinstance(raw, (list, tuple)):
+        for url in raw:
+            _check_url(name, str(url))
+        return tuple(str(u) for u in raw)
+    if field == "home" and isinstance(raw, os.PathLike):
+        return Path(raw).expanduser()
+    return raw
+
+
+def _convert(field: str, name: str, raw: object) -> object:
     """Turn a raw argument or environment string into the field's type."""
     if not isinstance(raw, str):
-        if field == "urls" and isinstance(raw, (list, tuple)):
-            return tuple(str(u) for u in raw)
-        if field == "home" and isinstance(raw, os.PathLike):
-            return Path(raw).expanduser()
-        return raw
+        return _convert_object(field, name, raw)
     if field == "home":
         if not raw.strip():
             raise ConfigurationError(f"{name} is empty: expected a directory path")
+        if "\0" in raw:
+            raise ConfigurationError(f"{name}={raw!r}: a NUL byte; expected a directory path")
         return Path(raw).expanduser()
     if field == "urls":
         return _split_urls(name, raw)
@@ -195,6 +265,7 @@ def _convert(field: str, name: str, raw: object) -> object:  # noqa: PLR0912
     if field in _TRANSPORT_KINDS:
         return _TRANSPORT_KINDS[field](_parse_number(name, raw, _TRANSPORT_KINDS[field]))
     if field == "hf_endpoint":
+        _check_url(name, raw.strip())
         return raw.strip().rstrip("/")
     if field == "hf_token":
         return raw.strip() or None
@@ -219,12 +290,14 @@ def resolve(**overrides: object) -> Config:
         given = overrides.get(field)
         if given is not None:
             values[field] = _convert(field, field, given)
+            _check_range(field, field, values[field])
             sources[field] = "argument"
             continue
         for name in names:
             text = environ.get(name)
             if text is not None and (text.strip() or field in {"offline", "disable_progress"}):
                 values[field] = _convert(field, name, text)
+                _check_range(field, name, values[field])
                 sources[field] = f"environment ({name})"
                 break
         else:

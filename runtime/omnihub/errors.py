@@ -7,6 +7,7 @@ so that a one-line CLI message is enough to act on. All derive from :class:`Omni
 from __future__ import annotations
 
 __all__ = [
+    "CacheDirectoryError",
     "ConfigurationError",
     "DownloadError",
     "IntegrityError",
@@ -48,3 +49,10 @@ class LoadError(OmnihubError):
 
 class WriteError(DownloadError):
     """The local disk refused a download (full, read-only, quota): no mirror can help."""
+
+
+class CacheDirectoryError(ConfigurationError, OSError):
+    """``OMNIHUB_HOME`` (or a directory inside it) is a file, a dangling symlink or a loop.
+
+    Also an :class:`OSError`, so code that handles a filesystem failure still handles it.
+    """

@@ -14,7 +14,10 @@
    record -- so a record never vouches for data that is not on disk.
 
 Entries without a declared sha256 get the hash of their first download recorded (trust on
-first use); later downloads and cached copies must match it. ``OMNIHUB_OFFLINE=1``: no
+first use); later downloads and cached copies must match it. Such a download is pinned only
+once it passes its format's cheap check (:func:`omnihub.formats.format_problem`: not an HTML
+captive-portal page, an empty body or a Git LFS pointer); ``force_download=True`` replaces a
+first-use pin, never a declared hash. ``OMNIHUB_OFFLINE=1``: no
 network; a missing model raises :class:`~omnihub.errors.OfflineError` naming the path.
 """
 
@@ -136,10 +139,18 @@ def _offline(entry: ModelEntry, path: Path, force_download: bool, label: str) ->
 def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool) -> Path:
     import contextlib
 
-    from omnihub.errors import DownloadError, IntegrityError
+    from omnihub.errors import DownloadError, IntegrityError, OmnihubError
     from omnihub.locking import target_lock
 
     label = _label(entry)
+    from omnihub.cache import check_directory
+
+    given = cfg.sources.get("home", "argument")
+    setting = "OMNIHUB_HOME" if given.startswith("environment") else f"OMNIHUB_HOME: {given}"
+    try:
+        check_directory(path.parent, home=cfg.home, source=setting)
+    except OmnihubError as exc:
+        raise type(exc)(f"{label}: {exc}") from None
     if cfg.offline:
         return _offline(entry, path, force_download, label)
 
@@ -165,6 +176,8 @@ def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool
         if not force_download and _repaired(entry, path, label=label, writable=True):
             return path
         expected, origin = _pinned_sha256(entry, path)
+        if force_download and origin == "first-use":
+            expected = None  # the user asked to replace what was trusted on first use
         partial = partial_path(path)
         try:
             transfer, source = _download_any(
@@ -189,6 +202,7 @@ def _download_any(
     from omnihub.download import download
     from omnihub.errors import DownloadError, ModelNotFoundError, WriteError
     from omnihub.repositories import repositories_for
+    from omnihub.urls import redact_url
 
     failures: list[str] = []
     all_not_found = True
@@ -218,6 +232,12 @@ def _download_any(
                 failures.append(f"[{source.repository}] {exc}")
                 _logger().info("%s: %s; trying the next source", label, exc)
                 continue
+            problem = None if entry.sha256 else _format_problem(entry, partial)
+            if problem is not None:  # a captive portal's page is never trusted on first use
+                all_not_found = False
+                failures.append(f"[{source.repository}] {redact_url(source.url)}: {problem}")
+                _logger().info("%s: %s; trying the next source", label, failures[-1])
+                continue
             return transfer, source
     if not failures:
         raise ModelNotFoundError(
@@ -228,6 +248,26 @@ def _download_any(
     if all_not_found:
         raise ModelNotFoundError(f"{label} was not found: {summary}; it would be cached at {path}")
     raise DownloadError(f"{label} could not be downloaded to {path}: {summary}")
+
+
+def _format_problem(entry: ModelEntry, partial: Path) -> str | None:
+    """Why the downloaded ``partial`` cannot be ``entry``'s model (then it is deleted), or
+    None; run before a hash is trusted on first use."""
+    import contextlib
+
+    from omnihub.formats import format_problem
+    from omnihub.layout import resume_path
+
+    problem = format_problem(partial, str(entry.format))
+    if problem is None:
+        return None
+    for leftover in (partial, resume_path(partial)):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+    return (
+        f"the body is {problem}, not a {entry.format} model; nothing was cached "
+        "(without a declared sha256 only a plausible file is trusted on first use)"
+    )
 
 
 def _publish(

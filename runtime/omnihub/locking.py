@@ -6,6 +6,12 @@ process blocks nobody. Each call makes its own :class:`filelock.FileLock` (its o
 description), so threads of one process exclude each other too. Lock files are never
 deleted -- not on release, not by ``cache rm``/``prune`` -- so every holder always locks the
 same inode and no identity check is needed. filelock opens them without following symlinks.
+
+fork(): a child forked while a lock is held (a DataLoader worker) does not keep it. ``flock``
+belongs to the open file description the child inherits, so the lock would otherwise live
+until the unrelated child exits; filelock (>= 3.30, the declared lower bound) drops the
+child's descriptors in an at-fork handler, so the lock ends with its owner
+(tests/reliability/test_reliability_integrity.py, the fork test).
 """
 
 from __future__ import annotations

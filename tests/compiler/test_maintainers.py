@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -610,11 +611,17 @@ def _env(url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
+def _fb(data: bytes) -> bytes:
+    """``data`` behind a minimal FlatBuffers root table: a file without a declared sha256 is
+    pinned only once it passes its format's cheap check (omnihub.formats)."""
+    return struct.pack("<IHHi", 8, 4, 4, 4) + data
+
+
 def test_pin_downloads_what_the_spec_lacks_and_compile_uses_it(
     tmp_path: Path, zoo_server: tuple[str, Path, list[str]]
 ) -> None:
     url, root, seen = zoo_server
-    blobs = {"a.fb": b"alpha" * 1000, "b.fb": b"bravo" * 77, "c.fb": b"charlie"}
+    blobs = {"a.fb": _fb(b"alpha" * 1000), "b.fb": _fb(b"bravo" * 77), "c.fb": b"charlie"}
     for name, data in blobs.items():
         (root / "samediff" / name).write_bytes(data)
     sha = {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}
@@ -641,15 +648,15 @@ def test_pin_downloads_what_the_spec_lacks_and_compile_uses_it(
     lock = json.loads((spec_dir / "omnihub.lock").read_text())
     assert lock == {
         "models": {
-            "zoo.a": {"sha256": sha["a.fb"], "size": 5000, "url": f"{_BASE}/a.fb"},
-            "zoo.b": {"sha256": sha["b.fb"], "size": 385, "url": f"{_BASE}/b.fb"},
+            "zoo.a": {"sha256": sha["a.fb"], "size": 5012, "url": f"{_BASE}/a.fb"},
+            "zoo.b": {"sha256": sha["b.fb"], "size": 397, "url": f"{_BASE}/b.fb"},
         },
         "version": 1,
     }
     assert not (tmp_path / "home").exists()  # a temporary home: the user's cache is untouched
 
     # Once the file exists, a re-run fetches only what is still unpinned.
-    (root / "samediff" / "missing.fb").write_bytes(b"delta")
+    (root / "samediff" / "missing.fb").write_bytes(_fb(b"delta"))
     seen.clear()
     result = _run("pin", str(spec_dir), env=env)
     assert result.returncode == 0, result.stderr
@@ -664,10 +671,10 @@ def test_pin_downloads_what_the_spec_lacks_and_compile_uses_it(
     catalog = catalog_from_json((out / "omnihub_generated/zoo/_catalog.json").read_bytes())
     got = {m.python_name: (m.sha256, m.size) for m in catalog.models}
     assert got == {
-        "a": (sha["a.fb"], 5000),
-        "b": (sha["b.fb"], 385),
+        "a": (sha["a.fb"], 5012),
+        "b": (sha["b.fb"], 397),
         "c": (sha["c.fb"], 7),
-        "d": (hashlib.sha256(b"delta").hexdigest(), 5),
+        "d": (hashlib.sha256(_fb(b"delta")).hexdigest(), 17),
     }
     # Changing the lock changes the output: the stamp covers it, --check sees it.
     (spec_dir / "omnihub.lock").write_text(text.replace(sha["a.fb"], _SHA_A))
@@ -708,12 +715,12 @@ def test_pin_use_cache_keeps_files_and_then_works_offline(
     tmp_path: Path, zoo_server: tuple[str, Path, list[str]]
 ) -> None:
     url, root, seen = zoo_server
-    (root / "samediff" / "a.fb").write_bytes(b"cached model")
+    (root / "samediff" / "a.fb").write_bytes(_fb(b"cached model"))
     spec_dir = _spec(tmp_path, f'    ns.samediff_model("a", "A.", "{_BASE}/a.fb")\n')
     env = _env(url, tmp_path)
     result = _run("pin", str(spec_dir), "--use-cache", env=env)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "home" / "samediff" / "a.fb").read_bytes() == b"cached model"
+    assert (tmp_path / "home" / "samediff" / "a.fb").read_bytes() == _fb(b"cached model")
     lock = (spec_dir / "omnihub.lock").read_text()
     offline = {**env, "OMNIHUB_OFFLINE": "1"}
     refused = _run("pin", str(spec_dir), "--refresh", env=offline)

@@ -106,9 +106,12 @@ def test_trust_on_first_use_detects_a_changed_upstream(env: Env) -> None:
     assert record.origin == "first-use"
     assert record.sha256 == sha256(first)
     env.publish("model.fb", changed)
+    path.unlink()  # lost locally: the download again must match the first-use pin
     with pytest.raises(IntegrityError, match=f"expected {sha256(first)}"):
-        fetch(model, force_download=True)
-    assert path.read_bytes() == first  # the good copy survives
+        fetch(model)
+    assert not path.exists()
+    # force_download=True is the user's way to accept the new upstream (issue 15 item 4)
+    assert fetch(model, force_download=True).read_bytes() == changed
 
 
 def test_trust_on_first_use_repairs_local_corruption(env: Env) -> None:

@@ -206,6 +206,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             size=entry.size if entry is not None else None,
             repair=repair,
         )
+        if result.ok and entry is not None and not entry.sha256:
+            result = _check_first_use_pin(result, entry, repair=repair)
         if not result.ok and repair and entry is not None:
             to_fetch.append(entry)
         report.append(
@@ -230,6 +232,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if to_fetch:
         _repair(to_fetch, report, quiet=args.json)
     return _print_verify(report, as_json=args.json)
+
+
+def _check_first_use_pin(
+    result: cache.Verification, entry: ModelEntry, *, repair: bool
+) -> cache.Verification:
+    """A copy trusted on first use must still pass its format's cheap check: a captive
+    portal's page pinned by an older omnihub is bad; with ``repair`` it is moved aside and
+    its record (the pin) dropped, so that the download again is checked afresh."""
+    import attrs
+
+    from omnihub.formats import format_problem
+    from omnihub.layout import record_path
+    from omnihub.locking import try_target_lock
+
+    path = result.path
+    problem = format_problem(path, str(entry.format))
+    if problem is None:
+        return result
+    message = f"trusted on first use, but it is {problem}, not a {entry.format} model"
+    if repair:
+        with try_target_lock(path) as free:
+            if not free:
+                message += "; busy (being downloaded), left in place"
+            else:
+                message += f"; moved aside to {cache.quarantine(path)}"
+                record_path(path).unlink(missing_ok=True)
+    return attrs.evolve(result, ok=False, message=message)
 
 
 def _repair(entries: list[ModelEntry], report: list[dict[str, object]], *, quiet: bool) -> None:

@@ -9,6 +9,9 @@ import math
 
 __all__ = ["format_size", "parse_size"]
 
+#: The largest size accepted (2**63 - 1 bytes, what a file system can count).
+_MAX_SIZE = 2**63 - 1
+
 _UNITS = {
     "": 1,
     "B": 1,
@@ -41,12 +44,13 @@ def parse_size(text: str) -> int:
         value = float(number)
     except ValueError:
         value = -1.0
-    if multiplier is None or not math.isfinite(value) or value < 0:
+    size = value * (multiplier or 0)
+    if multiplier is None or not math.isfinite(size) or not 0 <= size <= _MAX_SIZE:
         raise ValueError(
-            f"invalid size {text!r}: expected a number of bytes with an optional unit "
-            "(KB, MB, GB, TB or KiB, MiB, GiB, TiB), e.g. 500MB"
+            f"invalid size {text!r}: expected a number of bytes from 0 to 8 EiB with an "
+            "optional unit (KB, MB, GB, TB or KiB, MiB, GiB, TiB), e.g. 500MB"
         )
-    return round(value * multiplier)
+    return round(size)
 
 
 def format_size(size: int | None) -> str:
