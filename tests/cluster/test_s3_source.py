@@ -317,3 +317,29 @@ def test_resume_from_any_offset_gives_the_exact_object(
                     expected_sha256=hashlib.sha256(data).hexdigest())  # fmt: skip
     assert partial.read_bytes() == data
     assert done.resumed_from == (cut if cut else 0)
+
+
+def test_an_unreachable_store_is_a_download_error_and_the_next_mirror_serves(
+    store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store nobody answers for (a closed port) fails that mirror only: the file:// mirror
+    after it in OMNIHUB_URL serves the model."""
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{closed}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    data = payload(10_000, seed=9)
+    local = tmp_path / "zoo" / "samediff" / "n.fb"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(data)
+    cfg = _config(tmp_path, BASE, (tmp_path / "zoo").as_uri())
+    path = fetch(entry("n.fb", data=data), config=cfg)
+    assert path.read_bytes() == data
+    record = read_record(path)
+    assert record is not None
+    assert record.url == f"{(tmp_path / 'zoo').as_uri()}/samediff/n.fb"
+    with pytest.raises(DownloadError, match=f"cannot read {BASE}/samediff/n.fb"):
+        fetch(entry("n.fb", data=data), config=_config(tmp_path / "other", BASE))
