@@ -5,7 +5,8 @@ is: its size and its validators (ETag, last-modified time) in the form the resum
 keeps for HTTP (``{"ETag": ..., "Last-Modified": ...}``), taken from the details the open
 file itself reads with, so a later range read and the record agree. The caller seeks to the
 resume offset and copies with :meth:`Opened.readinto`. Reads go through the implementation's
-buffered file (``block_size`` bytes per ranged GET, read ahead), so memory stays flat.
+buffered file (:data:`BLOCK_SIZE` bytes per ranged GET, the next block fetched in the
+background), so memory stays bounded whatever the object's size.
 
 An object replaced while it is read is reported as :class:`Expired`: s3fs sends ``If-Match``
 with the ETag it opened and raises ``FileExpired`` on the 412; for other implementations
@@ -32,8 +33,12 @@ from omnihub.urls import redact_url
 
 __all__ = ["BLOCK_SIZE", "Expired", "Opened", "changed", "open_object"]
 
-#: Bytes fetched per ranged read of the object (one GET on S3), read ahead of the copy.
-BLOCK_SIZE = 16 << 20
+#: Bytes fetched per ranged read of the object (one GET on S3).
+BLOCK_SIZE = 32 << 20
+#: fsspec's cache that fetches the next block on a worker thread while this one is copied
+#: (network and disk overlap); with two blocks kept, at most three are in memory. The file's
+#: close() joins the worker.
+CACHE = "background"
 
 
 class Expired(Exception):
@@ -118,7 +123,9 @@ def open_object(url: str, label: str) -> Opened:
     try:
         with contextlib.suppress(Exception):
             fs.invalidate_cache(path)  # a listing cached earlier must not stand for the object
-        stream = fs.open(path, "rb", block_size=BLOCK_SIZE, cache_type="readahead")
+        stream = fs.open(
+            path, "rb", block_size=BLOCK_SIZE, cache_type=CACHE, cache_options={"maxblocks": 2}
+        )
     except FileNotFoundError:
         raise ModelNotFoundError(f"{label}: {shown} does not exist (not found)") from None
     except PermissionError as exc:
