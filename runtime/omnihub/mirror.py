@@ -47,8 +47,9 @@ import attrs
 
 from omnihub.catalog import ModelEntry
 from omnihub.config import Config, resolve
-from omnihub.errors import ConfigurationError, OmnihubError
+from omnihub.errors import OmnihubError
 from omnihub.hub import fetch
+from omnihub.object_store import filesystem
 from omnihub.search import qualified_name
 from omnihub.urls import redact_url
 
@@ -73,21 +74,6 @@ _CHUNK = 8 << 20
 #: s3fs's upload part size (``calculate_chunksize``): 50 MiB, larger when 10,000 parts would not do.
 _S3_PART = 50 << 20
 _S3_MAX_PARTS = 10_000
-
-#: fsspec protocol -> the package that implements it (for the "install X" message).
-_PACKAGES = {
-    "s3": "s3fs",
-    "s3a": "s3fs",
-    "gs": "gcsfs",
-    "gcs": "gcsfs",
-    "az": "adlfs",
-    "abfs": "adlfs",
-    "abfss": "adlfs",
-    "adl": "adlfs",
-    "hf": "huggingface_hub",
-    "sftp": "paramiko",
-    "ssh": "paramiko",
-}
 
 Progress = Callable[[int], None]
 #: A sha256 being computed in the background: calling it waits for the hex digest.
@@ -444,21 +430,7 @@ def open_store(dest: str) -> Store:
 
             return LocalStore(Path(unquote(urlsplit(dest).path)))
         return LocalStore(Path(dest).expanduser().resolve())
-    package = _PACKAGES.get(scheme, f"the fsspec implementation of {scheme}://")
-    try:
-        import fsspec.core
-    except ImportError:
-        raise ConfigurationError(
-            f"mirror {redact_url(dest)}: needs fsspec; pip install 'omnihub[mirror]'"
-        ) from None
-    try:
-        fs, root = fsspec.core.url_to_fs(dest)
-    except ImportError:
-        raise ConfigurationError(
-            f"mirror {redact_url(dest)}: needs {package} for {scheme}://; pip install {package}"
-        ) from None
-    except ValueError as exc:  # unknown protocol
-        raise ConfigurationError(f"mirror {redact_url(dest)}: {exc}") from None
+    fs, root = filesystem(dest, "mirror")
     return FsspecStore(dest, fs, str(root))
 
 

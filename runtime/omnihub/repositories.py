@@ -3,7 +3,8 @@
 Built in, in fallback order:
 
 - ``omnihub`` -- the omnihub zoo at ``$OMNIHUB_URL/<framework>/<file>``; ``OMNIHUB_URL``
-  may list several mirrors (``https://``, loopback ``http://`` or ``file://``), tried in order.
+  may list several mirrors (``https://``, loopback ``http://``, ``file://``, or an object store
+  through fsspec: ``s3://``, ``gs://``, ``az://``, ...), tried in order.
 - ``huggingface`` -- a Hugging Face Hub repository, for entries with ``hugging_face_id``:
   ``<endpoint>/<repo id>/resolve/<revision>/<file>``; with ``file_pattern`` the file is chosen
   from the repository listing (``<endpoint>/api/models/<repo id>/revision/<revision>``).
@@ -65,7 +66,8 @@ class Source:
     """One concrete place to fetch a model file from.
 
     ``headers`` (e.g. ``Authorization``) are sent only to the URL's own origin, never
-    across a redirect to another host. ``allow_file`` marks configured ``file://`` mirrors.
+    across a redirect to another host. ``allow_file`` marks configured mirrors: only those may
+    be ``file://`` or object-store (``s3://``, ...) URLs.
     """
 
     url: str

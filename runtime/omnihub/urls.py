@@ -25,6 +25,7 @@ __all__ = [
     "check_base_url",
     "check_remote_url",
     "is_loopback",
+    "is_object_store",
     "normalize_base_url",
     "parse_hf_url",
     "parse_model_url",
@@ -44,6 +45,8 @@ _AMBIGUOUS = frozenset("\\\x7f") | frozenset(chr(c) for c in range(33))
 # What an authority (``user:password@host:port``) may hold per RFC 3986, besides
 # letters and digits: anything else (non-ASCII, ``<>{}|^`` ...) is read differently somewhere.
 _AUTHORITY_EXTRA = frozenset("-._~!$&'()*+,;=:@[]%")
+#: fsspec protocols without encryption: like plain http, loopback or OMNIHUB_ALLOW_HTTP only.
+_PLAIN_STORES = frozenset({"ftp", "webhdfs", "smb"})
 
 # Not ``from typing import ...`` at run time: every model call resolves a cache path, and
 # importing typing costs several ms per process.
@@ -122,11 +125,15 @@ def normalize_base_url(base: str) -> str:
     if problem:
         raise ConfigurationError(f"base URL {redact_url(base)!r}: {problem}")
     parts = urlsplit(base)
-    if parts.scheme not in {"http", "https", "file"}:
+    store = is_object_store(base)
+    if parts.scheme not in {"http", "https", "file"} and not store:
         raise ConfigurationError(
-            f"base URL {redact_url(base)!r}: scheme must be https, http or file"
+            f"base URL {redact_url(base)!r}: scheme must be https, http, file or an fsspec "
+            "protocol (s3, gs, az, ...)"
         )
-    if parts.scheme != "file" and not parts.hostname:
+    if store and not parts.netloc:
+        raise ConfigurationError(f"base URL {redact_url(base)!r}: no bucket or host")
+    if parts.scheme != "file" and not store and not parts.hostname:
         raise ConfigurationError(f"base URL {redact_url(base)!r}: no host")
     if parts.query or parts.fragment or base.endswith(("?", "#")):
         raise ConfigurationError(
@@ -274,10 +281,11 @@ def check_remote_url(url: str, *, allow_http: bool, allow_file: bool, what: str 
     """Apply the transport policy to a URL about to be fetched; return it unchanged.
 
     HTTPS always; plain http only to a loopback host or with ``allow_http``
-    (``OMNIHUB_ALLOW_HTTP=1``); ``file://`` only when ``allow_file`` (a configured mirror,
-    never a catalogue URL or a redirect). A URL that parsers could read as different hosts
-    (:func:`ambiguity`) is refused first; the loopback decision is taken on the host urllib3
-    will actually connect to, and must agree with :func:`urllib.parse.urlsplit`'s.
+    (``OMNIHUB_ALLOW_HTTP=1``); ``file://`` and object-store URLs (``s3://``, ...) only when
+    ``allow_file`` (a configured mirror, never a catalogue URL or a redirect). A URL that
+    parsers could read as different hosts (:func:`ambiguity`) is refused first; the loopback
+    decision is taken on the host urllib3 will actually connect to, and must agree with
+    :func:`urllib.parse.urlsplit`'s.
     """
     problem = ambiguity(url)
     parts = urlsplit(url)
@@ -304,7 +312,34 @@ def check_remote_url(url: str, *, allow_http: bool, allow_file: bool, what: str 
         raise ConfigurationError(
             f"{what} {redact_url(url)!r}: file:// URLs are allowed only as configured mirrors"
         )
+    if is_object_store(url):
+        plain = scheme in _PLAIN_STORES and not (allow_http or is_loopback(parts.hostname))
+        if allow_file and not plain:
+            return url
+        if plain:
+            raise ConfigurationError(
+                f"{what} {redact_url(url)!r}: {scheme}:// is unencrypted; allowed only to "
+                "loopback hosts or with OMNIHUB_ALLOW_HTTP=1"
+            )
+        raise ConfigurationError(
+            f"{what} {redact_url(url)!r}: object-store URLs ({scheme}://) are allowed only as "
+            "configured mirrors"
+        )
     raise ConfigurationError(f"{what} {redact_url(url)!r}: expected an https:// URL")
+
+
+def is_object_store(url: str) -> bool:
+    """True for ``<scheme>://...`` URLs read through fsspec (``s3://``, ``gs://``, ``az://``,
+    ...): any scheme but http, https and file. Whether the scheme's implementation is
+    installed is known only when it is used (:mod:`omnihub.object_store`)."""
+    scheme, sep, _ = url.partition("://")
+    return (
+        bool(sep)
+        and len(scheme) > 1  # not a Windows drive letter
+        and scheme.lower() not in {"http", "https", "file"}
+        and scheme[0].isalpha()
+        and all(c.isalnum() or c in "+.-" for c in scheme)
+    )
 
 
 def check_base_url(base: str, *, allow_http: bool) -> str:

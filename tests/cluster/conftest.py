@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.cli.conftest import Cli, Zoo, cli, zoo
 
-__all__ = ["S3", "Cli", "Zoo", "cli", "s3", "zoo"]
+__all__ = ["S3", "Cli", "Zoo", "cli", "download_on_nodes", "node_env", "s3", "zoo"]
 
 #: Dummy credentials: moto accepts any; they keep botocore from searching the machine's chain.
 S3_ENV = {
@@ -84,3 +88,29 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
 def node_env(cli: Cli, home: str, url: str) -> dict[str, str]:
     """The environment of one "node": the Cli's, with its own home and OMNIHUB_URL."""
     return {**cli.env, "OMNIHUB_HOME": home, "OMNIHUB_URL": url, "OMNIHUB_DISABLE_PROGRESS": "1"}
+
+
+def download_on_nodes(
+    zoo: Zoo, homes: list[Path], url: str, names: list[str], env: dict[str, str]
+) -> None:
+    """Run ``omnihub download NAMES`` at once in one process per home ("nodes") reading
+    ``url``; each must succeed and hold exactly the zoo's bytes."""
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "omnihub", "download", *names, "--json"],
+            env={**node_env(zoo.cli, str(home), url), **env},
+            cwd=zoo.cli.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for home in homes
+    ]
+    for node in nodes:
+        out, err = node.communicate(timeout=300)
+        assert node.returncode == 0, out + err
+        assert len(json.loads(out)["downloaded"]) == len(names)
+    for home in homes:
+        for name in names:
+            model = zoo.models[name]
+            assert (home / model.framework.value / model.file).read_bytes() == zoo.contents[name]

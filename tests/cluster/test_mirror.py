@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from omnihub.mirror import MANIFEST_NAME, LocalStore, check, mirror, open_store,
 
 from tests.cli.zoo import entry, pinned
 
-from .conftest import S3, Cli, Zoo, node_env
+from .conftest import S3, Cli, Zoo, download_on_nodes
 
 
 def _json(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
@@ -129,26 +128,8 @@ def test_mirror_into_s3_then_16_nodes_download_from_the_bucket(
     # (path-style http://host/bucket/key) through the ordinary runtime.
     s3.make_public("mirror", "zoo")
     url = f"{s3.endpoint}/mirror/zoo"
-    nodes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "omnihub", "download", "alpha", "beta", "gamma", "--json"],
-            env=node_env(zoo.cli, str(tmp_path / f"node{n}"), url),
-            cwd=zoo.cli.root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(16)
-    ]
-    for node in nodes:
-        out, err = node.communicate(timeout=120)
-        assert node.returncode == 0, out + err
-        assert len(json.loads(out)["downloaded"]) == 3
-    for n in range(16):
-        for name in ("alpha", "beta", "gamma"):
-            model = zoo.models[name]
-            cached = tmp_path / f"node{n}" / model.framework.value / model.file
-            assert cached.read_bytes() == zoo.contents[name]
+    homes = [tmp_path / f"node{n}" for n in range(16)]
+    download_on_nodes(zoo, homes, url, ["alpha", "beta", "gamma"], {})
 
 
 def test_s3_copy_is_verified_by_the_multipart_etag(zoo: Zoo, s3: S3, tmp_path: Path) -> None:

@@ -6,8 +6,10 @@ before the body, redirects under the transport policy); stream the body into
 ``Range`` + ``If-Range`` from the resume record (:mod:`._partial`), accepting a 206 only if
 its validators are the saved ones; when one stream is slow on a large file, fetch the rest
 over ranged connections (:mod:`._parallel`); check size and sha256. ``file://`` mirrors go
-through the same writer. The caller publishes the verified partial (fsync, ``os.replace``,
-fsync of the directory): this package never touches the final path.
+through the same writer, and so do object-store mirrors (``s3://``, ``gs://``, ``az://``,
+...: :mod:`._fsspec`), resumed by byte offset with their ETag saved and compared. The caller
+publishes the verified partial (fsync, ``os.replace``, fsync of the directory): this package
+never touches the final path.
 
 The private modules import nothing from each other; this module wires them together.
 """
@@ -24,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from omnihub.download import _copy, _http, _parallel, _partial
+from omnihub.download import _copy, _fsspec, _http, _parallel, _partial
 from omnihub.download._http import MAX_REDIRECTS, Transient
 from omnihub.errors import DownloadError, IntegrityError, ModelNotFoundError
 from omnihub.progress import progress_bar
-from omnihub.urls import check_remote_url, redact_url
+from omnihub.urls import check_remote_url, is_object_store, redact_url
 
 if TYPE_CHECKING:
     import requests
@@ -98,11 +100,12 @@ def download(
         hasher, size = _local(job)
         return Transfer(_verify(job, hasher, size, expected_sha256), size, url, 0)
     job = _Job(url, partial, config, dict(private_headers or {}), expected_size, label)
+    attempt = _store_attempt if is_object_store(url) else _attempt
     failures = 0
     restarted = False
     while True:
         try:
-            hasher, size, resumed = _attempt(job)
+            hasher, size, resumed = attempt(job)
         except _Restart as exc:
             logger.info("%s: %s; starting over", label, exc)
             failures += 1
@@ -429,6 +432,64 @@ def _receive(
             f"({how}no size announced); stopped at the size bound (OMNIHUB_MAX_SIZE or the "
             "free disk space) and discarded the file"
         )
+    return hasher, size, offset
+
+
+def _store_attempt(job: _Job) -> tuple[Any, int, int]:
+    """One read of an object-store object (:mod:`._fsspec`): ``(hasher, size, resumed_from)``.
+
+    Resumes at the partial's size when the resume record's size and validators (ETag) are the
+    object's; an object replaced since, or while it is read, starts over from byte 0.
+    """
+    partial, config = job.partial, job.config
+    saved = _partial.load(partial, job.url)
+    with _fsspec.open_object(job.url, job.label) as opened:
+        total = opened.size
+        offset = (_partial.size_of(partial) or 0) if saved is not None else 0
+        if saved is not None and (
+            saved.segments
+            or saved.total != total
+            or offset > total
+            or not saved.matches(opened.validators)
+        ):
+            logger.info("%s: %s changed since the partial download; starting over",
+                        job.label, redact_url(job.url))  # fmt: skip
+            offset = 0
+        _check_length(job, total, offset)
+        hasher = _partial.hash_prefix(partial, offset) if offset else hashlib.sha256()
+        if offset == 0:
+            _partial.discard(partial)
+            if total >= RESUME_MIN:  # a small file is cheaper to fetch again
+                _partial.save(partial, _partial.Resume.of(job.url, opened.validators, total))
+        fd = _open(partial, append=offset > 0)
+        bar = progress_bar(total, offset, job.label, disabled=config.disable_progress)
+        try:
+            opened.seek(offset)
+            moved = _copy.copy(
+                opened.readinto,
+                fd,
+                hasher,
+                size=_copy.buffer_size(total - offset),
+                limit=total - offset,
+                progress=bar.update,
+            )
+        except _copy.WriteFailed as exc:
+            raise _partial.write_error(partial, exc.error) from None
+        except _fsspec.Expired as exc:
+            _partial.discard(partial)
+            raise _Restart(str(exc)) from None
+        except Exception as exc:  # the implementation's own network errors: resume
+            got = _partial.size_of(partial) or 0
+            raise Transient(f"{type(exc).__name__} after {got} bytes") from None
+        finally:
+            os.close(fd)
+            bar.close()
+        size = offset + moved
+        if size != total:
+            raise Transient(f"the object ended after {size} of {total} bytes")
+        if _fsspec.changed(opened):
+            _partial.discard(partial)
+            raise _Restart(f"{redact_url(job.url)} changed while it was read")
     return hasher, size, offset
 
 
