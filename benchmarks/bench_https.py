@@ -34,37 +34,22 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from benchmarks.procs import Gate, start, wait_measured
-from benchmarks.servers import find_tool, free_port
+from benchmarks.servers import find_tool, free_port, nginx_config
 from benchmarks.workload import REPO, child_env, remove, scratch_dir
 
 __all__ = ["asking_wall", "main"]
 
 _MiB = float(1 << 20)
 
-_NGINX = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    default_type application/octet-stream;
-    sendfile on;
-    keepalive_requests 100000;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {tmp}/server.pem;
-        ssl_certificate_key {tmp}/server.key;
-        location /full/ {{ alias {root}/; }}
-        location /limited/ {{ alias {root}/; limit_rate 20m; }}
-    }}
+_NGINX_HTTP = """\
+access_log off;
+keepalive_requests 100000;
+server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {tmp}/server.pem;
+    ssl_certificate_key {tmp}/server.key;
+    location /full/ {{ alias {root}/; }}
+    location /limited/ {{ alias {root}/; limit_rate 20m; }}
 }}
 """
 
@@ -167,7 +152,7 @@ class Server:
             check=True, capture_output=True,
         )  # fmt: skip
         conf = tmp / "nginx.conf"
-        conf.write_text(_NGINX.format(tmp=tmp, port=self.port, root=root))
+        conf.write_text(nginx_config(tmp, _NGINX_HTTP.format(tmp=tmp, port=self.port, root=root)))
         self.proc = subprocess.Popen(
             [str(nginx), "-c", str(conf), "-p", str(tmp)],
             stdout=subprocess.DEVNULL,

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["AccessEntry", "Nginx", "ToolError", "access_log_entries", "ensure_tools"]
+__all__ = [
+    "AccessEntry",
+    "Nginx",
+    "ToolError",
+    "access_log_entries",
+    "ensure_tools",
+    "find_tool",
+    "nginx_config",
+]
 
 #: executable -> the Debian package that provides it
 _PACKAGES = {"nginx": "nginx", "aria2c": "aria2", "curl": "curl"}
@@ -79,16 +87,14 @@ def free_port() -> int:
         return port
 
 
-_CONFIG = """\
+_PREAMBLE = """\
 daemon off;
 master_process off;
 worker_processes 1;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections {connections}; }}
 http {{
-    log_format bench '$uri $status $body_bytes_sent "$http_range"';
-    access_log {tmp}/access.log bench;
     client_body_temp_path {tmp}/client_body;
     proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fastcgi;
@@ -96,13 +102,26 @@ http {{
     scgi_temp_path {tmp}/scgi;
     default_type application/octet-stream;
     sendfile on;
-    tcp_nopush on;
-    keepalive_requests 10000;
-    server {{
-        listen 127.0.0.1:{port};
-        location /full/ {{ alias {root}/; }}
-        location /limited/ {{ alias {root}/; limit_rate {limit_rate}; }}
-    }}
+"""
+
+
+def nginx_config(tmp: Path, http: str, *, connections: int = 1024) -> str:
+    """A whole ``nginx.conf`` for a private nginx living in ``tmp`` (in the foreground, one
+    worker, pid, logs and temporary files under ``tmp``) whose ``http`` block also holds
+    ``http`` (already formatted: log format, servers, ...)."""
+    body = "".join(f"    {line}\n" if line else "\n" for line in http.strip("\n").split("\n"))
+    return _PREAMBLE.format(tmp=tmp, connections=connections) + body + "}\n"
+
+
+_HTTP = """\
+log_format bench '$uri $status $body_bytes_sent "$http_range"';
+access_log {tmp}/access.log bench;
+tcp_nopush on;
+keepalive_requests 10000;
+server {{
+    listen 127.0.0.1:{port};
+    location /full/ {{ alias {root}/; }}
+    location /limited/ {{ alias {root}/; limit_rate {limit_rate}; }}
 }}
 """
 
@@ -164,8 +183,11 @@ class Nginx:
             self.port = free_port()
             conf = self.tmp / "nginx.conf"
             conf.write_text(
-                _CONFIG.format(
-                    tmp=self.tmp, root=self.root, port=self.port, limit_rate=self.limit_rate
+                nginx_config(
+                    self.tmp,
+                    _HTTP.format(
+                        tmp=self.tmp, root=self.root, port=self.port, limit_rate=self.limit_rate
+                    ),
                 ),
                 encoding="utf-8",
             )

@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+
+from benchmarks.servers import find_tool, nginx_config
 
 __all__ = ["CachingProxy", "documented_config", "find_nginx", "localize"]
 
@@ -28,34 +29,16 @@ _MARKER = "<!-- cluster:nginx-config"
 ZOO_UPSTREAM = "https://media.githubusercontent.com/media/KonduitAI/omnihub-zoo/main/"
 HF_UPSTREAM = "https://huggingface.co/"
 
-_MAIN = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    log_format cluster '$uri $status $body_bytes_sent $upstream_cache_status "$http_range"';
-    access_log {tmp}/access.log cluster;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    default_type application/octet-stream;
-    sendfile on;
-    include {tmp}/omnihub.conf;
-}}
+_HTTP = """\
+log_format cluster '$uri $status $body_bytes_sent $upstream_cache_status "$http_range"';
+access_log {tmp}/access.log cluster;
+include {tmp}/omnihub.conf;
 """
 
 
 def find_nginx() -> Path | None:
     """nginx on PATH or in /usr/sbin, else None."""
-    found = shutil.which("nginx") or next(
-        (str(p) for p in (Path("/usr/sbin/nginx"), Path("/sbin/nginx")) if p.is_file()), None
-    )
-    return Path(found) if found else None
+    return find_tool("nginx")
 
 
 def documented_config(doc: Path = DOC) -> str:
@@ -124,7 +107,9 @@ class CachingProxy:
                 self.block, origin=self.origin, port=self.port, cache=self.tmp / "cache"
             )
             (self.tmp / "omnihub.conf").write_text(conf)
-            (self.tmp / "nginx.conf").write_text(_MAIN.format(tmp=self.tmp))
+            (self.tmp / "nginx.conf").write_text(
+                nginx_config(self.tmp, _HTTP.format(tmp=self.tmp), connections=4096)
+            )
             stderr = (self.tmp / "stderr.log").open("wb")
             self._proc = subprocess.Popen(
                 [str(self.binary), "-p", str(self.tmp), "-c", str(self.tmp / "nginx.conf")],
