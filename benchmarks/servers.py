@@ -29,6 +29,7 @@ __all__ = [
     "ensure_tools",
     "find_tool",
     "nginx_config",
+    "wait_listening",
 ]
 
 #: executable -> the Debian package that provides it
@@ -103,6 +104,21 @@ http {{
     default_type application/octet-stream;
     sendfile on;
 """
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, deadline: float) -> bool:
+    """Whether ``proc`` accepts connections on 127.0.0.1:``port`` before ``deadline``
+    (False as soon as it exits)."""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5),
+        ):
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def nginx_config(tmp: Path, http: str, *, connections: int = 1024) -> str:
@@ -213,17 +229,8 @@ class Nginx:
         raise ToolError(f"nginx did not start on 127.0.0.1: {last_error}")
 
     def _wait_ready(self, deadline: float) -> bool:
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                return False
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                return True
-            time.sleep(0.02)
-        return False
+        assert self._proc is not None
+        return wait_listening(self._proc, self.port, deadline)
 
     def _stop_and_read_errors(self) -> str:
         self.stop()

@@ -9,7 +9,6 @@ one directory; foreground, one process we start and stop).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from benchmarks.servers import find_tool, nginx_config
+from benchmarks.servers import find_tool, nginx_config, wait_listening
 
 __all__ = ["CachingProxy", "documented_config", "find_nginx", "localize"]
 
@@ -125,17 +124,8 @@ class CachingProxy:
         raise RuntimeError(f"nginx did not start: {errors.strip()[-500:]}")
 
     def _ready(self, deadline: float) -> bool:
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                return False
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                return True
-            time.sleep(0.05)
-        return False
+        assert self._proc is not None
+        return wait_listening(self._proc, self.port, deadline)
 
     def stop(self) -> None:
         """Stop our nginx (SIGQUIT, then SIGKILL after 5 s)."""

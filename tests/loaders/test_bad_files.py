@@ -117,6 +117,17 @@ def test_byte_flips(tmp_path: Path, kind: str, name: str, data: st.DataObject) -
     _load_or_load_error(entry, path)
 
 
+def _mutate(original: bytes, data: st.DataObject) -> bytes:
+    """``original`` truncated, or with one byte flipped (hypothesis draws which)."""
+    if data.draw(st.booleans(), label="truncate"):
+        return original[: data.draw(st.integers(0, len(original) - 1), label="length")]
+    buffer = bytearray(original)
+    buffer[data.draw(st.integers(0, len(original) - 1), label="index")] ^= data.draw(
+        st.integers(1, 255), label="mask"
+    )
+    return bytes(buffer)
+
+
 @MUTATIONS
 @given(data=st.data())
 def test_library_formats_mutated(tmp_path: Path, data: st.DataObject) -> None:
@@ -136,14 +147,7 @@ def test_library_formats_mutated(tmp_path: Path, data: st.DataObject) -> None:
         else:
             write_gguf(source)
     original = source.read_bytes()
-    if data.draw(st.booleans(), label="truncate"):
-        mutated = original[: data.draw(st.integers(0, len(original) - 1), label="length")]
-    else:
-        buffer = bytearray(original)
-        buffer[data.draw(st.integers(0, len(original) - 1), label="index")] ^= data.draw(
-            st.integers(1, 255), label="mask"
-        )
-        mutated = bytes(buffer)
+    mutated = _mutate(original, data)
     path = tmp_path / f"model.{fmt.value}"
     path.write_bytes(mutated)
     _load_or_load_error(make_entry(fmt), path)
@@ -340,14 +344,7 @@ def test_gguf_any_u64_written_into_the_header(tmp_path: Path, data: st.DataObjec
 def test_float8_safetensors_mutated(tmp_path: Path, data: st.DataObject) -> None:
     """A SafeTensors file with F8/BF16/F4 tensors (decoded or kept raw), truncated or flipped."""
     original = _safetensors(tmp_path / "source.safetensors", FLOAT8_FILE).read_bytes()
-    if data.draw(st.booleans(), label="truncate"):
-        mutated = original[: data.draw(st.integers(0, len(original) - 1), label="length")]
-    else:
-        buffer = bytearray(original)
-        buffer[data.draw(st.integers(0, len(original) - 1), label="index")] ^= data.draw(
-            st.integers(1, 255), label="mask"
-        )
-        mutated = bytes(buffer)
+    mutated = _mutate(original, data)
     path = tmp_path / "model.safetensors"
     path.write_bytes(mutated)
     with warnings.catch_warnings():
