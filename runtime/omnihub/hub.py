@@ -10,8 +10,8 @@
    moved aside to ``<file>.corrupt``).
 3. Walk the repositories (:mod:`omnihub.repositories`) and :func:`omnihub.download.download`
    into ``<file>.incomplete``, verified against the declared size and sha256.
-4. Publish: fsync the file, ``os.replace`` it into place, fsync the directory, then write the
-   record -- so a record never vouches for data that is not on disk.
+4. Publish (:func:`omnihub.cache.publish`): fsync the file, ``os.replace`` it into place,
+   write the record, fsync the directory -- so a record never vouches for data not on disk.
 
 Entries without a declared sha256 get the hash of their first download recorded (trust on
 first use); later downloads and cached copies must match it. Such a download is pinned only
@@ -139,12 +139,11 @@ def _offline(entry: ModelEntry, path: Path, force_download: bool, label: str) ->
 def _fetch_slow(entry: ModelEntry, path: Path, cfg: Config, force_download: bool) -> Path:
     import contextlib
 
+    from omnihub.cache_admin import check_directory
     from omnihub.errors import DownloadError, IntegrityError, OmnihubError
     from omnihub.locking import target_lock
 
     label = _label(entry)
-    from omnihub.cache import check_directory
-
     given = cfg.sources.get("home", "argument")
     setting = "OMNIHUB_HOME" if given.startswith("environment") else f"OMNIHUB_HOME: {given}"
     try:
@@ -273,13 +272,14 @@ def _format_problem(entry: ModelEntry, partial: Path) -> str | None:
 def _publish(
     path: Path, partial: Path, transfer: Transfer, *, source: Source, origin: str, label: str
 ) -> None:
-    """fsync the verified partial, move it into place, fsync the directory, record it."""
-    from omnihub.cache import Record, replace_durably, write_record
+    """Publish the verified partial with its record (:func:`omnihub.cache.publish`)."""
+    from omnihub.cache import publish
     from omnihub.errors import WriteError
     from omnihub.urls import redact_url
 
+    url = redact_url(source.url)
     try:
-        replace_durably(partial, path)
+        publish(partial, path, sha256=transfer.sha256, origin=origin, url=url)
     except OSError as exc:
         import contextlib
 
@@ -288,13 +288,4 @@ def _publish(
         raise WriteError(
             f"{label}: the disk failed to keep {partial} ({exc.strerror or exc}); nothing was kept"
         ) from None
-    st = os.stat(path)
-    record = Record(transfer.size, st.st_mtime_ns, transfer.sha256, origin, redact_url(source.url))
-    write_record(path, record)
-    _logger().info(
-        "%s: downloaded %d bytes from %s into %s",
-        label,
-        transfer.size,
-        redact_url(source.url),
-        path,
-    )
+    _logger().info("%s: downloaded %d bytes from %s into %s", label, transfer.size, url, path)

@@ -149,7 +149,7 @@ def test_a_sigkilled_holder_blocks_nobody(tmp_path: Path) -> None:
 _REMOVER = """
 import sys
 from pathlib import Path
-from omnihub.cache import remove
+from omnihub.cache_admin import remove
 print("removing", flush=True)
 remove([Path(sys.argv[1])])
 print("removed", flush=True)

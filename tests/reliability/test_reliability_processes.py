@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from omnihub.cache import read_record, verify
+from omnihub.cache import read_record
+from omnihub.cache_admin import verify
 from omnihub.errors import OfflineError, OmnihubError
 from omnihub.hub import fetch
 
@@ -438,7 +439,7 @@ def test_a_rehashed_file_the_disk_failed_to_keep_is_not_vouched_for(env: Env) ->
     folder = str(env.home / "samediff")
     code = (
         "from pathlib import Path\n"
-        "from omnihub.cache import verify\n"
+        "from omnihub.cache_admin import verify\n"
         f"folder = {folder!r}\n" + _listing(folder) + "os.makedirs(folder)\n"
         f"with open({str(source)!r}, 'rb') as src:\n"
         "    Path(folder, 'model.fb').write_bytes(src.read())\n"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import omnihub.cache
 import pytest
-from omnihub.cache import hash_file, prune, read_record, remove, scan, verify
+from omnihub.cache import hash_file, read_record
+from omnihub.cache_admin import prune, remove, scan, verify
 from omnihub.errors import IntegrityError, OfflineError
 from omnihub.hub import fetch
 

@@ -1,7 +1,8 @@
 """``omnihub cache ls|rm|prune`` and ``omnihub verify``, on the runtime's cache API.
 
-All cache logic lives in :mod:`omnihub.cache`; this module maps cached files back to the
-installed catalogues (so rows show model names), renders reports and picks exit codes.
+All cache logic lives in :mod:`omnihub.cache_admin` (and :mod:`omnihub.cache`); this module
+maps cached files back to the installed catalogues (so rows show model names), renders
+reports and picks exit codes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from omnihub import cache
+from omnihub import cache, cache_admin
 from omnihub.catalog import ModelEntry
 from omnihub.cli._config import current
 from omnihub.cli._main import ExitCode, error_line
@@ -41,7 +42,7 @@ def _label(path: Path, index: dict[Path, ModelEntry]) -> str:
     return qualified_name(entry) if entry is not None else "-"
 
 
-def _cached_json(item: cache.CachedFile, index: dict[Path, ModelEntry]) -> dict[str, object]:
+def _cached_json(item: cache_admin.CachedFile, index: dict[Path, ModelEntry]) -> dict[str, object]:
     entry = index.get(item.path)
     return {
         "name": qualified_name(entry) if entry is not None else None,
@@ -59,7 +60,7 @@ def cmd_cache_ls(args: argparse.Namespace) -> int:
     """List every cached model file with its size, state and last use."""
     config = current()
     home = config.home
-    files = cache.scan(home)
+    files = cache_admin.scan(home)
     index = _catalogue_index(config)
     if args.json:
         print_json([_cached_json(item, index) for item in files])
@@ -86,8 +87,8 @@ def cmd_cache_ls(args: argparse.Namespace) -> int:
 
 
 def _select_cached(
-    names: list[str], files: list[cache.CachedFile], config: Config
-) -> tuple[list[cache.CachedFile], list[ModelEntry]]:
+    names: list[str], files: list[cache_admin.CachedFile], config: Config
+) -> tuple[list[cache_admin.CachedFile], list[ModelEntry]]:
     """Cached files for NAMEs; also the named models that are not cached.
 
     A NAME is a model name (see docs/cli.md) or, for files no catalogue knows, the cached
@@ -96,7 +97,7 @@ def _select_cached(
     by_path = {item.path: item for item in files}
     by_file = {f"{item.framework}/{item.file}": item for item in files}
     models = list_models()
-    selected: dict[Path, cache.CachedFile] = {}
+    selected: dict[Path, cache_admin.CachedFile] = {}
     missing: list[ModelEntry] = []
     for name in names:
         if name in by_file:
@@ -131,8 +132,8 @@ def cmd_cache_rm(args: argparse.Namespace) -> int:
     """Delete the named models' cached files and their sidecars."""
     config = current()
     home = config.home
-    files, missing = _select_cached(args.names, cache.scan(home), config)
-    freed = sum(item.size for item in files) if args.dry_run else cache.remove(files)
+    files, missing = _select_cached(args.names, cache_admin.scan(home), config)
+    freed = sum(item.size for item in files) if args.dry_run else cache_admin.remove(files)
     verb = "would delete" if args.dry_run else "deleted"
     if args.json:
         print_json(
@@ -156,13 +157,13 @@ def cmd_cache_prune(args: argparse.Namespace) -> int:
     """Remove partial downloads, stale sidecars and (optionally) orphans or LRU models."""
     config = current()
     home = config.home
-    pruned = list(cache.prune(home, max_size=args.max_size, dry_run=args.dry_run))
-    orphans: list[cache.CachedFile] = []
+    pruned = list(cache_admin.prune(home, max_size=args.max_size, dry_run=args.dry_run))
+    orphans: list[cache_admin.CachedFile] = []
     if args.orphans:
         index = _catalogue_index(config)
-        orphans = [item for item in cache.scan(home) if item.path not in index]
+        orphans = [item for item in cache_admin.scan(home) if item.path not in index]
         if not args.dry_run:
-            cache.remove(orphans)
+            cache_admin.remove(orphans)
     rows = [(str(p.path), p.reason, p.size) for p in pruned]
     rows += [(str(o.path), "not in any installed catalogue", o.size) for o in orphans]
     freed = sum(size for _, _, size in rows)
@@ -189,7 +190,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     entry (declared size and sha256) when it has one, else against its record.
     """
     config = current()
-    scanned = cache.scan(config.home)
+    scanned = cache_admin.scan(config.home)
     index = _catalogue_index(config)
     if args.names:
         files, missing = _select_cached(args.names, scanned, config)

@@ -63,10 +63,10 @@ def _home_check(home: Path) -> Check:
 
 
 def _cache_check(home: Path) -> Check:
-    from omnihub import cache
+    from omnihub.cache_admin import scan
 
     try:
-        files = cache.scan(home)
+        files = scan(home)
     except OSError as exc:
         return Check("cache", "problem", f"cannot read {home}: {exc.strerror or exc}")
     changed = [f for f in files if f.state == "changed"]
