@@ -141,8 +141,9 @@ def _default_home() -> Path:
     return Path.home() / ".omnihub"
 
 
+#: Built-in defaults, already in their field's type (constants: not parsed on every call).
 _DEFAULTS: dict[str, object] = {
-    "urls": DEFAULT_OMNIHUB_URL,
+    "urls": (DEFAULT_OMNIHUB_URL,),
     "offline": False,
     "disable_progress": False,
     "hf_endpoint": DEFAULT_HF_ENDPOINT,
@@ -301,8 +302,7 @@ def resolve(**overrides: object) -> Config:
                 sources[field] = f"environment ({name})"
                 break
         else:
-            default = _default_home() if field == "home" else _DEFAULTS[field]
-            values[field] = _convert(field, field, default)
+            values[field] = _default_home() if field == "home" else _DEFAULTS[field]
             sources[field] = "default"
     return Config(sources=sources, **values)  # type: ignore[arg-type]
 
