@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omnihub._enums import Format, Framework
-from omnihub.cache import Record, read_record, write_record
+from omnihub.cache import Record, is_fresh, read_record, rehash_and_repair, write_record
 from omnihub.cli._units import parse_size
 from omnihub.config import ENV, Config, resolve
 from omnihub.errors import (
@@ -479,3 +479,71 @@ def test_verify_unpins_a_portal_page_an_older_version_trusted_on_first_use(
     record = read_record(cached)
     assert record is not None
     assert record.sha256 == sha256(good)
+
+
+# -- publish: a SIGKILL before any of its steps leaves a cache whose hit test tells the truth --
+
+_PUBLISH_KILLED = """
+import os, signal, sys
+from pathlib import Path
+from omnihub.cache import publish
+source, target, kill_at, sha = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+steps = []
+def hook(event, args):
+    if event in ("open", "os.rename"):  # every open and rename publish makes, in order
+        if len(steps) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        steps.append(event)
+sys.addaudithook(hook)
+publish(source, target, sha256=sha, origin="first-use", url=None)
+print(" ".join(steps))
+"""
+#: open the data to fsync it, rename it, create the record's temporary file, rename it,
+#: open the directory to fsync it.
+_PUBLISH_STEPS = "open os.rename open os.rename open"
+
+
+@pytest.mark.parametrize("kill_at", range(len(_PUBLISH_STEPS.split()) + 1))
+def test_publish_killed_before_any_step_never_leaves_a_lying_hit(
+    tmp_path: Path, kill_at: int
+) -> None:
+    """Replace a first-use pin's file A with B of the same size (the hardest case for the
+    size+mtime hit test); SIGKILL the publisher before step ``kill_at``. The cache holds A
+    or B whole, and a hit is claimed only for content whose sha256 its record names."""
+    target = tmp_path / FILE
+    old, new = payload(4096, seed=1), payload(4096, seed=2)
+    target.write_bytes(old)
+    os.utime(target, ns=(1_000_000_000, 1_000_000_000))
+    write_record(target, Record(len(old), target.stat().st_mtime_ns, sha256(old), "first-use"))
+    source = target.with_name(FILE + ".incomplete")
+    source.write_bytes(new)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PUBLISH_KILLED,
+            str(source),
+            str(target),
+            str(kill_at),
+            sha256(new),
+        ],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    done = kill_at == len(_PUBLISH_STEPS.split())
+    assert child.returncode == (0 if done else -signal.SIGKILL), child.stderr
+    if done:
+        assert child.stdout.split() == _PUBLISH_STEPS.split()  # the test sees every step
+    content = target.read_bytes()
+    assert content in (old, new)
+    record = read_record(target)
+    assert record is not None
+    if is_fresh(target, None, None):
+        assert sha256(content) == record.sha256
+    assert is_fresh(target, sha256(new), len(new)) == (kill_at >= 4)  # the new record is in
+    check = rehash_and_repair(target, repair=False)
+    assert check.ok == (sha256(content) == record.sha256)
