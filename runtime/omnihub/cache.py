@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+#: A record is well under 1 KiB; reading more than this never yields one.
+_RECORD_MAX = 1 << 16
 
 
 @attrs.frozen
@@ -62,20 +64,23 @@ class Record:
 
 
 def read_record(path: Path) -> Record | None:
-    """The record of ``path`` (the one parser), or None when missing or malformed."""
+    """The record of ``path`` (the one parser), or None when missing or not a record.
+
+    Strict: sizes and times are JSON integers, texts are strings; whatever else a crash, a
+    disk or another program left there is no record (the caller rehashes).
+    """
     try:
         with open(layout.record_path(path), "rb") as fh:
-            data = json.loads(fh.read())
-        url = data.get("url")
-        return Record(
-            size=int(data["size"]),
-            mtime_ns=int(data["mtime_ns"]),
-            sha256=str(data["sha256"]),
-            origin=str(data.get("origin", "declared")),
-            url=url if isinstance(url, str) else None,
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            data = json.loads(fh.read(_RECORD_MAX))
+        size, mtime_ns, sha256 = data["size"], data["mtime_ns"], data["sha256"]
+        origin, url = data.get("origin", "declared"), data.get("url")
+    except (OSError, ValueError, LookupError, TypeError, AttributeError, RecursionError):
         return None
+    if type(size) is not int or type(mtime_ns) is not int:  # not bool, float or text
+        return None
+    if not isinstance(sha256, str) or not isinstance(origin, str):
+        return None
+    return Record(size, mtime_ns, sha256, origin, url if isinstance(url, str) else None)
 
 
 def atomic_write_text(target: Path, text: str) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 
 import omnihub.cache
 import pytest
-from omnihub.cache import hash_file, read_record
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omnihub.cache import Record, hash_file, read_record, write_record
 from omnihub.cache_admin import prune, remove, scan, verify
 from omnihub.errors import IntegrityError, OfflineError
 from omnihub.hub import fetch
+from omnihub.layout import record_path
 
 from tests.runtime.fault_server import Fault
 from tests.runtime.helpers import Env, entry, payload, sha256
@@ -263,3 +267,47 @@ def test_names_escaping_the_home_fail_before_any_network(env: Env, file: str) ->
         fetch(entry(file, data=b"x"))
     assert env.server.log == []
     assert not env.home.exists() or not any(env.home.rglob("*"))
+
+
+_RECORDS = st.builds(
+    Record,
+    size=st.integers(0, 2**63 - 1),
+    mtime_ns=st.integers(0, 2**63 - 1),
+    sha256=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+    origin=st.sampled_from(["declared", "first-use"]),
+    url=st.none() | st.text(max_size=200),
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(record=_RECORDS)
+def test_any_record_reads_back_as_written(tmp_path: Path, record: Record) -> None:
+    target = tmp_path / "model.fb"
+    write_record(target, record)
+    assert read_record(target) == record
+    assert [p.name for p in tmp_path.iterdir()] == [record_path(target).name]  # no temp left
+
+
+_JSONISH = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=70)
+_RECORD_LIKE = st.fixed_dictionaries(
+    {"size": _JSONISH, "mtime_ns": _JSONISH, "sha256": _JSONISH},
+    optional={"origin": _JSONISH, "url": _JSONISH, "extra": _JSONISH},
+).map(lambda fields: json.dumps(fields).encode())
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=300) | _RECORD_LIKE | st.just(b"[" * 100_000))
+def test_any_record_file_parses_or_is_none_never_raises(tmp_path: Path, body: bytes) -> None:
+    """The one parser: whatever a crash, a disk or another program left, a record is a
+    :class:`Record` (then it also writes back identically) or None (a rehash follows)."""
+    target = tmp_path / "model.fb"
+    record_path(target).write_bytes(body)
+    found = read_record(target)
+    assert found is None or isinstance(found, Record)
+    if found is not None:
+        assert type(found.size) is int
+        assert type(found.mtime_ns) is int
+        assert isinstance(found.sha256, str)
+        assert isinstance(found.origin, str)
+        write_record(target, found)
+        assert read_record(target) == found
