@@ -281,11 +281,17 @@ def _publish(
     try:
         publish(partial, path, sha256=transfer.sha256, origin=origin, url=url)
     except OSError as exc:
+        why = exc.strerror or exc
+        if not os.path.lexists(partial):  # failed after the rename: the file is in place
+            raise WriteError(
+                f"{label}: {path} is in place but the disk failed to record it ({why}); "
+                "it is rehashed on its next use"
+            ) from None
         import contextlib
 
         with contextlib.suppress(OSError):
             partial.unlink()
         raise WriteError(
-            f"{label}: the disk failed to keep {partial} ({exc.strerror or exc}); nothing was kept"
+            f"{label}: the disk failed to keep {partial} ({why}); nothing was kept"
         ) from None
     _logger().info("%s: downloaded %d bytes from %s into %s", label, transfer.size, url, path)

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omnihub.cache import Record, hash_file, read_record, write_record
 from omnihub.cache_admin import prune, remove, scan, verify
-from omnihub.errors import IntegrityError, OfflineError
-from omnihub.hub import fetch
+from omnihub.errors import IntegrityError, OfflineError, WriteError
+from omnihub.hub import fetch, target_path
 from omnihub.layout import record_path
 
 from tests.runtime.fault_server import Fault
@@ -311,3 +311,21 @@ def test_any_record_file_parses_or_is_none_never_raises(tmp_path: Path, body: by
         assert isinstance(found.origin, str)
         write_record(target, found)
         assert read_record(target) == found
+
+
+def test_a_record_the_disk_refuses_after_the_rename_is_a_clear_error(env: Env) -> None:
+    """The publish got the file into place but could not record it (here a directory sits
+    where the record goes): a WriteError says so, and the next call rehashes the file in
+    place instead of downloading it again."""
+    data = payload(10_000)
+    where = env.publish("model.fb", data)
+    model = entry(data=data)
+    path = target_path(model)
+    record_path(path).mkdir(parents=True)
+    with pytest.raises(WriteError, match="is in place but the disk failed to record it") as info:
+        fetch(model)
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == data
+    assert not path.with_name("model.fb.incomplete").exists()
+    assert fetch(model) == path
+    assert len(env.server.requests_for(where)) == 1
