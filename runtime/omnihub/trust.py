@@ -197,15 +197,17 @@ def _reason(exc: BaseException) -> str:
 def proxy_error(label: str, url: str, exc: BaseException, attempts: int) -> DownloadError:
     """The one-line error for a proxy that refused or could not be reached: it names the
     proxy (credentials removed) and the variables that choose it."""
-    from urllib.parse import unquote, urlsplit
+    from urllib.parse import unquote
 
     raw = _environ_proxy(url)
     reason = _reason(exc)
+    if isinstance(exc, ValueError):  # requests' InvalidProxyURL
+        reason = "the proxy URL is malformed (expected http://[user:password@]host:port)"
     where = "through the proxy"
     if raw is not None:
         proxy = _with_scheme(raw)
-        parts = urlsplit(proxy)
-        for secret in (parts.username, parts.password):
+        userinfo = proxy.partition("://")[2].rpartition("@")[0]
+        for secret in userinfo.partition(":")[::2]:
             for form in {secret, unquote(secret)} if secret else ():
                 reason = reason.replace(form, "***")
         where += f" {redact_url(proxy)} ({_variable_of(url, raw)})"

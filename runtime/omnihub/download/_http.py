@@ -336,7 +336,7 @@ def get(
             )
         except requests.exceptions.SSLError as exc:
             raise _tls_error(current, exc) from None
-        except requests.exceptions.ProxyError as exc:
+        except (requests.exceptions.ProxyError, requests.exceptions.InvalidProxyURL) as exc:
             raise trust.proxy_error(label, current, exc, config.retries + 1) from None
         except requests.ConnectionError as exc:
             if getattr(_headers_late, "flag", False):
