@@ -11,10 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from omnihub.catalog import ModelEntry
+from omnihub.errors import DownloadError
+from omnihub.hub import fetch
 
 from tests.runtime.fault_server import FaultServer
 
-__all__ = ["https_fault_server", "make_pki", "needs_openssl"]
+__all__ = ["download_error", "https_fault_server", "make_pki", "needs_openssl"]
 
 #: Mark for tests that make certificates: skipped, with the reason, without the openssl CLI.
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
@@ -53,3 +56,13 @@ def https_fault_server(pki: Path) -> Iterator[tuple[FaultServer, str]]:
     inner.socket = context.wrap_socket(inner.socket, server_side=True)
     with server:
         yield server, server.url.replace("http://", "https://", 1)
+
+
+def download_error(model: ModelEntry) -> str:
+    """The message of the :class:`DownloadError` fetching ``model`` raises, checked to be
+    one line (a user reads it in a terminal)."""
+    with pytest.raises(DownloadError) as caught:
+        fetch(model)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
