@@ -156,12 +156,14 @@ def test_the_system_context_is_shared_and_not_reloaded_per_connection(
     import requests
     from omnihub.config import resolve
     from omnihub.download._http import session
+    from urllib3 import HTTPSConnectionPool
 
     download_error(entry(data=DATA))  # the test CA is not in this machine's store
     adapter = session(resolve()).get_adapter(https_url)
     assert isinstance(adapter, requests.adapters.HTTPAdapter)
     request = requests.Request("GET", https_url + "/samediff/model.fb").prepare()
     pool = adapter.get_connection_with_tls_context(request, verify=True)  # the pool it used
+    assert isinstance(pool, HTTPSConnectionPool)
     assert pool.num_connections == 1
     assert pool.conn_kw["ssl_context"] is trust.current().context
     assert pool.ca_certs is None
