@@ -6,8 +6,10 @@
 - urllib3 :class:`~urllib3.util.Retry` retries what fails before a body arrives: connection
   errors, read errors before the headers, 408/429/5xx, honouring ``Retry-After`` up to
   ``OMNIHUB_RETRY_AFTER_MAX`` (a longer one is answered at once, as an error).
-- Trust: ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``SSL_CERT_FILE`` or ``SSL_CERT_DIR``
-  (first set wins), else certifi's bundle; proxies from ``HTTPS_PROXY``/``NO_PROXY``.
+- Trust (:mod:`omnihub.trust`): ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``SSL_CERT_FILE``
+  or ``SSL_CERT_DIR`` (first set wins), else the OS trust store plus certifi when
+  ``truststore`` is installed (``OMNIHUB_TRUSTSTORE``), else certifi's bundle; proxies from
+  ``HTTPS_PROXY``/``NO_PROXY``.
 - Liveness: a response's headers must be complete within ``OMNIHUB_RATE_WINDOW`` seconds
   (a watchdog shuts the socket of a connection that drips them), and a body must average
   ``OMNIHUB_MIN_RATE`` bytes/s over every window and end within ``OMNIHUB_ATTEMPT_DEADLINE``
@@ -32,10 +34,13 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
+from omnihub import trust
 from omnihub.errors import DownloadError, ModelNotFoundError
 from omnihub.urls import check_remote_url, redact_url
 
 if TYPE_CHECKING:
+    import ssl
+
     import requests
     from urllib3.connectionpool import ConnectionPool
 
@@ -60,7 +65,7 @@ logger = logging.getLogger("omnihub")
 #: Redirect hops followed before giving up (a loop is reported, not followed forever).
 MAX_REDIRECTS = 10
 #: Where a private CA bundle is looked for, first set wins (curl, OpenSSL and requests names).
-CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+CA_VARIABLES = trust.CA_VARIABLES
 _RETRY_STATUS = frozenset({408, 429, *range(500, 600)})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "omnihub/0.1"
@@ -155,8 +160,9 @@ class _HeaderDeadline:
                 _headers_late.flag = True
 
 
-def _paced_adapter(retry: Retry, header_deadline: float) -> Any:
-    """An HTTPAdapter whose connections enforce ``header_deadline``."""
+def _paced_adapter(retry: Retry, header_deadline: float, context: ssl.SSLContext | None) -> Any:
+    """An HTTPAdapter whose connections enforce ``header_deadline`` and verify with
+    ``context`` when given (direct and through a proxy)."""
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -171,8 +177,20 @@ def _paced_adapter(retry: Retry, header_deadline: float) -> Any:
 
     class Adapter(HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            if context is not None:
+                kwargs.setdefault("ssl_context", context)
             super().init_poolmanager(*args, **kwargs)
             self.poolmanager.pool_classes_by_scheme = pools
+
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+            if context is not None:
+                kwargs.setdefault("ssl_context", context)
+            return super().proxy_manager_for(proxy, **kwargs)
+
+        def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+            super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+            if context is not None and verify is True:
+                conn.ca_certs = None  # in the context already; not reloaded per connection
 
     return Adapter(max_retries=retry, pool_connections=16, pool_maxsize=32)
 
@@ -224,7 +242,7 @@ class _Retry(Retry):
         pause(delay)
 
 
-_sessions: dict[tuple[float, ...], requests.Session] = {}
+_sessions: dict[tuple[object, ...], requests.Session] = {}
 _sessions_lock = threading.Lock()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_sessions.clear)
@@ -234,7 +252,9 @@ def session(config: Config) -> requests.Session:
     """This process's session for ``config``'s retry settings (created once, thread-safe)."""
     import requests
 
+    chosen = trust.current()
     key = (
+        chosen,
         config.retries,
         config.backoff,
         config.backoff_max,
@@ -257,7 +277,7 @@ def session(config: Config) -> requests.Session:
             raise_on_redirect=False,
         )
         retry.limit = config.retry_after_max
-        adapter = _paced_adapter(retry, config.rate_window)
+        adapter = _paced_adapter(retry, config.rate_window, chosen.context)
         made = requests.Session()
         made.headers["User-Agent"] = _USER_AGENT
         made.mount("https://", adapter)
@@ -268,23 +288,11 @@ def session(config: Config) -> requests.Session:
 
 def trusted() -> str | bool:
     """The CA bundle (file or directory) the environment names, or True for the default."""
-    for name in CA_VARIABLES:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return True
+    return trust.current().verify
 
 
 def _tls_error(url: str, exc: Exception) -> DownloadError:
-    verify = trusted()
-    using = f"trusting {verify}" if isinstance(verify, str) else "trusting certifi's CA bundle"
-    hint = (
-        "if a corporate proxy or a private CA signs it, set SSL_CERT_FILE (or "
-        "REQUESTS_CA_BUNDLE) to a PEM bundle containing that CA, or SSL_CERT_DIR to a "
-        "directory of them"
-    )
-    detail = "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else exc
-    return DownloadError(f"TLS error fetching {redact_url(url)} ({using}): {detail}; {hint}")
+    return trust.tls_error(url, exc)
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
@@ -328,6 +336,8 @@ def get(
             )
         except requests.exceptions.SSLError as exc:
             raise _tls_error(current, exc) from None
+        except (requests.exceptions.ProxyError, requests.exceptions.InvalidProxyURL) as exc:
+            raise trust.proxy_error(label, current, exc, config.retries + 1) from None
         except requests.ConnectionError as exc:
             if getattr(_headers_late, "flag", False):
                 raise DownloadError(
