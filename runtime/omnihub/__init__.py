@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "fetch": "omnihub.hub",
     # the runtime core (issue 3): submodules with their own public API, and repositories
     "cache": "omnihub.cache",
+    "cache_admin": "omnihub.cache_admin",
     "config": "omnihub.config",
     "HuggingFaceRepository": "omnihub.repositories",
     "Repository": "omnihub.repositories",
@@ -69,6 +70,7 @@ __all__ = [
     "ZooRepository",
     "__version__",
     "cache",
+    "cache_admin",
     "config",
     "fetch",
     "list_models",
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from omnihub import cache as cache
+    from omnihub import cache_admin as cache_admin
     from omnihub import config as config
     from omnihub._enums import DEFAULT_OMNIHUB_URL as DEFAULT_OMNIHUB_URL
     from omnihub._enums import Format as Format
