@@ -138,13 +138,12 @@ class _Run:
     def segment(
         self,
         seg: Segment,
-        body: Body | None,
         open_range: Callable[[int, int], Body],
         progress: Callable[[int], object],
     ) -> None:
+        body = None
         try:
-            if body is None:
-                body = open_range(seg.position, seg.end - 1)
+            body = open_range(seg.position, seg.end - 1)
             with self.lock:
                 self.bodies.append(body)
             buf = bytearray(min(_BUFFER, seg.end - seg.position))
@@ -200,34 +199,26 @@ def run(
     total: int,
     *,
     open_range: Callable[[int, int], Body],
-    first: Body | None = None,
     progress: Callable[[int], object] = lambda n: None,
     save: Callable[[list[Segment]], None] = lambda s: None,
-    hasher: Any = None,
-    hashed: int = 0,
 ) -> Any:
-    """Fill every segment of ``fd``; return the sha256 hasher of the whole file.
-
-    ``first``, if given, is a body already positioned at ``segments[0].position``;
-    ``hasher``, if given, already holds the first ``hashed`` bytes. Raises
-    :class:`SegmentFailed` (after saving the progress) when a segment fails.
-    """
+    """Fill every segment of ``fd``; return the sha256 hasher of the whole file (the bytes
+    already done are read back in order). Raises :class:`SegmentFailed` (after saving the
+    progress) when a segment fails."""
     state = _Run(fd, segments, total)
-    if hasher is not None:
-        state.hasher, state.hashed = hasher, hashed
-    work = [(seg, first if i == 0 else None) for i, seg in enumerate(segments)]
     threads = [threading.Thread(target=state.hash_prefix, name="omnihub-hash", daemon=True)]
     threads += [
         threading.Thread(
             target=state.segment,
-            args=(seg, body, open_range, progress),
+            args=(seg, open_range, progress),
             name=f"omnihub-segment-{i}",
             daemon=True,
         )
-        for i, (seg, body) in enumerate(work)
-        if body is not None or not seg.complete  # a complete one only closes its body
+        for i, seg in enumerate(segments)
+        if not seg.complete
     ]
     try:
+        save(segments)
         for thread in threads:
             thread.start()
         for thread in threads[1:]:
