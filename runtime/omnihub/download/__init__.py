@@ -473,7 +473,7 @@ def _store_attempt(job: _Job) -> tuple[Any, int, int]:
     or while it is read, starts over from byte 0."""
     partial = job.partial
     saved = _partial.load(partial, job.url)
-    with _fsspec.open_object(job.url, job.label) as opened:
+    with contextlib.closing(_fsspec.open_object(job.url, job.label)) as opened:
         total = opened.size
         offset = (_partial.size_of(partial) or 0) if saved is not None else 0
         if saved is not None and (
@@ -485,7 +485,7 @@ def _store_attempt(job: _Job) -> tuple[Any, int, int]:
             logger.info("%s: %s changed since the partial download; starting over",
                         job.label, redact_url(job.url))  # fmt: skip
             offset = 0
-        opened.seek(offset)
+        opened.stream.seek(offset)
 
         def readinto(view: memoryview) -> int:
             try:
