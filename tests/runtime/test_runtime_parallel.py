@@ -99,7 +99,7 @@ def test_server_refusing_ranges_falls_back_to_one_stream(env: Env) -> None:
 def test_flipped_byte_in_a_segment_is_an_integrity_error(env: Env) -> None:
     data = payload(SIZE)
     where = env.publish("model.fb", data)
-    env.server.fault(where, Fault.none(), *[Fault.flip(4_000_000)] * 3)  # whichever serves it
+    env.server.fault(where, Fault.none(), *[Fault.flip(4_000_000)] * 4)  # whichever serves it
     with pytest.raises(IntegrityError, match="sha256"):
         fetch(entry(data=data))
     folder = env.home / "samediff"

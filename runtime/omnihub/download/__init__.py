@@ -20,6 +20,7 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ logger = logging.getLogger("omnihub")
 
 #: Files smaller than this get no resume record: fetching them again costs less.
 RESUME_MIN = 1 << 20
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device"}
 
 
 @attrs.frozen
@@ -179,7 +181,10 @@ def _receive(job: _Job, body: _Body) -> tuple[Any, int, int]:
         _partial.discard(partial)
         if body.record is not None and (total is None or total >= RESUME_MIN):
             _partial.save(partial, body.record)  # a small file is cheaper to fetch again
-    fd = _open(partial, append=offset > 0, mode=body.mode)
+    try:
+        fd = _partial.open_partial(partial, append=offset > 0, mode=body.mode)
+    except OSError as exc:
+        raise _partial.write_error(partial, exc) from None
     # at most one byte past what is announced, else past the size bound
     limit = _bound(job, offset) if total is None else total - offset + 1
     hasher = body.hasher or hashlib.sha256()
@@ -269,7 +274,6 @@ def _local(job: _Job) -> tuple[Any, int, int]:
     """The ``file://`` transport: only a regular file (a FIFO, ``/dev/zero`` or a directory,
     even behind a symlink, is refused without blocking), bounded by its size at open, and
     never readable by more users than the source."""
-    import stat
     from urllib.parse import unquote, urlsplit
     from urllib.request import url2pathname
 
@@ -290,7 +294,7 @@ def _local(job: _Job) -> tuple[Any, int, int]:
         os.close(src_fd)
         raise DownloadError(
             f"{label}: {source} (mirror {redact_url(url)}) is not a regular file "
-            f"({_kind(st.st_mode)}); refusing to copy it"
+            f"({_KINDS.get(stat.S_IFMT(st.st_mode), 'not a plain file')}); refusing to copy it"
         )
     os.set_blocking(src_fd, True)
     with os.fdopen(src_fd, "rb", buffering=0) as src:
@@ -305,28 +309,6 @@ def _local(job: _Job) -> tuple[Any, int, int]:
         # with a catalogue size, the copy stops one byte past it and _verify names both sizes
         total = st.st_size if job.expected_size is None else None
         return _receive(job, _Body(readinto, total, mode=stat.S_IMODE(st.st_mode)))
-
-
-def _kind(mode: int) -> str:
-    import stat
-
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a plain file"
-
-
-def _open(partial: Path, *, append: bool, mode: int = 0o644) -> int:
-    try:
-        return _partial.open_partial(partial, append=append, mode=mode)
-    except OSError as exc:
-        raise _partial.write_error(partial, exc) from None
 
 
 def _check_length(job: _Job, total: int, offset: int) -> None:

@@ -196,12 +196,7 @@ def session(config: Config) -> requests.Session:
     """This process's session for ``config``'s retry settings (created once, thread-safe)."""
     import requests
 
-    key = (
-        config.retries,
-        config.backoff,
-        config.backoff_max,
-        config.retry_after_max,
-    )
+    key = (config.retries, config.backoff, config.backoff_max, config.retry_after_max)
     with _sessions_lock:
         found = _sessions.get(key)
         if found is not None:
