@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import os
 import threading
 import time
@@ -34,10 +35,12 @@ class _Clock:
         self.heap: list[list[Any]] = []
         self.order = itertools.count()
         self.thread: threading.Thread | None = None
+        self.wake_at = math.inf  # when the thread wakes next
 
     def at(self, seconds: float, fn: Callable[[], object]) -> Callable[[], None]:
         """Call ``fn`` in ``seconds`` unless the returned cancel is called first."""
-        entry = [time.monotonic() + seconds, next(self.order), fn]
+        due = time.monotonic() + seconds
+        entry: list[Any] = [due, next(self.order), fn]
         with self.cond:
             heapq.heappush(self.heap, entry)
             if self.thread is None:
@@ -45,8 +48,8 @@ class _Clock:
                     target=self.run, name="omnihub-watchdog", daemon=True
                 )
                 self.thread.start()
-            elif self.heap[0] is entry:
-                self.cond.notify()  # due before what the thread waits for
+            elif due < self.wake_at:
+                self.cond.notify()  # due before the thread wakes (else no switch to it)
 
         def cancel() -> None:
             with self.cond, contextlib.suppress(ValueError):
@@ -59,7 +62,8 @@ class _Clock:
         while True:
             with self.cond:
                 while not self.heap or self.heap[0][0] > time.monotonic():
-                    self.cond.wait(self.heap[0][0] - time.monotonic() if self.heap else None)
+                    self.wake_at = self.heap[0][0] if self.heap else math.inf
+                    self.cond.wait(self.wake_at - time.monotonic() if self.heap else None)
                 fn = heapq.heappop(self.heap)[2]
             with contextlib.suppress(Exception):
                 fn()
