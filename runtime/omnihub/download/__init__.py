@@ -78,7 +78,6 @@ class _Body:
     readinto: Callable[[memoryview], int | None]
     total: int | None  # the whole file's announced size; None: unknown
     offset: int = 0  # where the body starts (bytes already in the partial)
-    hasher: Any = None  # sha256 of those bytes; None: a fresh transfer
     record: _partial.Resume | None = None  # kept while it is copied; None: not resumable
     mode: int = 0o644
     watch: _watch.Watch | None = None
@@ -87,7 +86,8 @@ class _Body:
 
 
 class _Restart(Transient):
-    """The partial cannot be continued (changed upstream, range refused): start over now."""
+    """The partial cannot be continued (changed upstream, range refused): discard it and
+    start over now."""
 
 
 class _Switched(Exception):
@@ -127,6 +127,7 @@ def download(
         except _Switched:
             continue
         except _Restart as exc:
+            _partial.discard(partial)
             logger.info("%s: %s; starting over", label, exc)
             failures += 1
             if failures > config.retries + 1:
@@ -187,7 +188,7 @@ def _receive(job: _Job, body: _Body) -> tuple[Any, int, int]:
         raise _partial.write_error(partial, exc) from None
     # at most one byte past what is announced, else past the size bound
     limit = _bound(job, offset) if total is None else total - offset + 1
-    hasher = body.hasher or hashlib.sha256()
+    hasher = _partial.hash_prefix(partial, offset) if offset else hashlib.sha256()
     bar = progress_bar(total, offset, job.label, disabled=job.config.disable_progress)
     try:
         moved = _copy.copy(
@@ -389,18 +390,13 @@ def _http_attempt(job: _Job, watch: _watch.Watch) -> tuple[Any, int, int]:
         encoding = response.headers.get("Content-Encoding", "identity").lower()
         encoded = encoding not in {"identity", ""}
         if status == 206 and encoded:
-            _partial.discard(partial)
             raise _Restart(f"HTTP 206 with Content-Encoding {encoding} (a range of encoded bytes)")
         if status == 416 or (status == 206 and saved is None):
-            _partial.discard(partial)
             raise _Restart(f"HTTP {status} resuming at byte {offset}")
-        hasher = None
         if status == 206 and saved is not None:
             start = _http.content_range(response.headers.get("Content-Range"))
             if start is None or start[0] != offset or not saved.matches(response.headers):
-                _partial.discard(partial)
                 raise _Restart("the file changed on the server since the partial download")
-            hasher = _partial.hash_prefix(partial, offset)
         elif offset:
             logger.info("%s: server sent the whole file instead of a range", job.label)
             offset = 0
@@ -414,7 +410,7 @@ def _http_attempt(job: _Job, watch: _watch.Watch) -> tuple[Any, int, int]:
         # an encoded body's Content-Length counts encoded bytes: no bound on the decoded file
         total = offset + int(length) if length.isdigit() and not encoded else None
         record = None if encoded else _partial.Resume.of(job.url, response.headers, total)
-        body = _Body(_readinto(response, encoded), total, offset, hasher, record, watch=watch)
+        body = _Body(_readinto(response, encoded), total, offset, record, watch=watch)
         if encoded:
             body.encoding = encoding
         elif (
@@ -473,14 +469,11 @@ def _store_attempt(job: _Job) -> tuple[Any, int, int]:
             try:
                 return opened.readinto(view)
             except _fsspec.Expired as exc:
-                _partial.discard(partial)
                 raise _Restart(str(exc)) from None
 
         record = _partial.Resume.of(job.url, opened.validators, total)
-        hasher = _partial.hash_prefix(partial, offset) if offset else None
-        result = _receive(job, _Body(readinto, total, offset, hasher, record))
+        result = _receive(job, _Body(readinto, total, offset, record))
         if _fsspec.changed(opened):
-            _partial.discard(partial)
             raise _Restart(f"{redact_url(job.url)} changed while it was read")
     return result
 
@@ -553,7 +546,6 @@ def _run_parallel(job: _Job, record: _partial.Resume, watch: _watch.Watch) -> tu
         if watch.reason:
             raise TooSlow(watch.reason) from None
         if isinstance(cause, _RangeRefused):
-            _partial.discard(partial)
             job.single_only = True
             raise _Restart(f"server refused a byte range ({cause}); one stream now") from None
         if isinstance(cause, (OmnihubError, Transient)):

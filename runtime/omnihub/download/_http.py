@@ -1,19 +1,14 @@
 """HTTP for downloads: one session per process, retries, trust, and the redirect policy.
 
-- One :class:`requests.Session` per process (per retry setting), reused by every download
-  and every parallel segment, so TLS sessions, connections and the CA bundle are loaded once.
-  A forked child starts with none (sockets must not be shared across processes).
-- urllib3 :class:`~urllib3.util.Retry` retries what fails before a body arrives: connection
-  errors, read errors before the headers, 408/429/5xx, honouring ``Retry-After`` up to
-  ``OMNIHUB_RETRY_AFTER_MAX`` (a longer one is answered at once, as an error).
-- Trust: ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``SSL_CERT_FILE`` or ``SSL_CERT_DIR``
-  (first set wins), else certifi's bundle; proxies from ``HTTPS_PROXY``/``NO_PROXY``.
-- Liveness: a response's headers must be complete within ``OMNIHUB_RATE_WINDOW`` seconds,
-  through a proxy too: the caller's watchdog (``after``) shuts the socket of a connection
-  that drips them (a per-read timeout alone never ends a server sending a byte a second).
-- Redirects are followed here, one hop at a time, so the transport policy
-  (:func:`omnihub.urls.check_remote_url`) applies to every hop and private headers
-  (``Authorization``) never leave the first origin.
+- One :class:`requests.Session` per process and retry setting, shared by every download and
+  segment (TLS sessions, connections and the CA bundle loaded once); none across fork().
+- urllib3 :class:`~urllib3.util.Retry` retries what fails before a body (connection errors,
+  408/429/5xx), honouring ``Retry-After`` up to ``OMNIHUB_RETRY_AFTER_MAX``.
+- Trust: the first of :data:`CA_VARIABLES` set, else certifi; proxies from the environment.
+- A response's headers must be complete within ``OMNIHUB_RATE_WINDOW``, directly or through
+  a proxy: the caller's watchdog (``timer``) shuts the socket of a connection that drips them.
+- Redirects are followed one hop at a time under the transport policy
+  (:func:`omnihub.urls.check_remote_url`); private headers never leave the first origin.
 """
 
 from __future__ import annotations
