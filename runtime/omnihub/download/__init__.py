@@ -197,7 +197,7 @@ def _receive(job: _Job, body: _Body) -> tuple[Any, int, int]:
             hasher,
             size=_copy.buffer_size(limit),
             limit=limit,
-            progress=_counter(bar.update, watch),
+            progress=bar.update if watch is None else lambda n: (bar.update(n), watch.add(n)),
             stop=body.switch,
         )
         size = offset + moved
@@ -241,19 +241,6 @@ def _check_end(job: _Job, body: _Body, size: int, limit: int) -> None:
             f"({how}no size announced); stopped at the size bound (OMNIHUB_MAX_SIZE or the "
             "free disk space) and discarded the file"
         )
-
-
-def _counter(update: Callable[[int], object], watch: _watch.Watch | None) -> Callable[[int], None]:
-    """Progress per chunk: the bar, and the watch's byte count."""
-    if watch is None:
-        return update  # type: ignore[return-value]
-    add = watch.add
-
-    def count(n: int) -> None:
-        update(n)
-        add(n)
-
-    return count
 
 
 def _hand_over(job: _Job, fd: int, body: _Body, size: int, total: int) -> None:
@@ -478,10 +465,6 @@ def _store_attempt(job: _Job) -> tuple[Any, int, int]:
     return result
 
 
-class _RangeRefused(Exception):
-    """A segment's range was answered with the whole file, a 416 or other validators."""
-
-
 class _SegmentBody:
     """A segment's response: ``readinto`` fills whole buffers; ``close`` (also called by the
     watch when the attempt is too slow) wakes a blocked read."""
@@ -517,8 +500,9 @@ def _run_parallel(job: _Job, record: _partial.Resume, watch: _watch.Watch) -> tu
         status = response.status_code
         if status == 206 and got and got[0] == start and record.matches(response.headers):
             return _SegmentBody(response, watch)
-        response.close()
-        raise _RangeRefused(f"HTTP {status} for bytes {start}-{end}")
+        response.close()  # the whole file, a 416 or other validators: one stream from now on
+        job.single_only = True
+        raise _Restart(f"server refused a byte range (HTTP {status} for bytes {start}-{end})")
 
     def save(segs: list[_parallel.Segment]) -> None:
         done = tuple((seg.start, seg.end, seg.done) for seg in segs)
@@ -536,7 +520,7 @@ def _run_parallel(job: _Job, record: _partial.Resume, watch: _watch.Watch) -> tu
             segments,
             total,
             open_range=open_range,
-            progress=_counter(bar.update, watch),
+            progress=lambda n: (bar.update(n), watch.add(n)),
             save=save,
         )
     except _parallel.SegmentFailed as failed:
@@ -545,9 +529,6 @@ def _run_parallel(job: _Job, record: _partial.Resume, watch: _watch.Watch) -> tu
             raise _partial.write_error(partial, cause) from None
         if watch.reason:
             raise TooSlow(watch.reason) from None
-        if isinstance(cause, _RangeRefused):
-            job.single_only = True
-            raise _Restart(f"server refused a byte range ({cause}); one stream now") from None
         if isinstance(cause, (OmnihubError, Transient)):
             raise cause from None
         done = sum(seg.done for seg in segments)

@@ -96,10 +96,11 @@ class Watch:
             why = f"the attempt took more than OMNIHUB_ATTEMPT_DEADLINE={deadline:g} s"
             self._cancels.append(_clock.at(deadline, lambda: self.fire(why)))
 
-    def add(self, n: int) -> None:
-        """Count ``n`` bytes received."""
+    def add(self, n: int) -> int:
+        """Count ``n`` bytes received; returns the count so far."""
         with self._lock:
             self.moved += n
+            return self.moved
 
     def guard(self, stop: Callable[[], object]) -> Callable[[], None]:
         """Call ``stop`` when the rule breaks (now if it has); the first guard starts the
