@@ -245,16 +245,19 @@ def _check_end(job: _Job, body: _Body, size: int, limit: int) -> None:
 
 def _hand_over(job: _Job, fd: int, body: _Body, size: int, total: int) -> None:
     """Stop a slow single stream at ``size``: save it as the first of the segments (the file
-    sized to ``total``) and let the next attempt resume them all in parallel."""
+    sized to ``total``) and let the next attempt resume them all in parallel; if the record
+    cannot be saved, the next attempt resumes the single stream."""
     assert body.record is not None  # a switch is offered only with a validator
-    try:
-        os.ftruncate(fd, total)
-    except OSError as exc:
-        raise _copy.WriteFailed(exc) from None
     segments = _parallel.split_rest(size, total, job.config.connections)
     done = tuple((seg.start, seg.end, seg.done) for seg in segments)
-    _partial.save(job.partial, attrs.evolve(body.record, total=total, segments=done))
-    job.switched_from = body.offset
+    if _partial.save(job.partial, attrs.evolve(body.record, total=total, segments=done)):
+        try:
+            os.ftruncate(fd, total)
+        except OSError as exc:
+            raise _copy.WriteFailed(exc) from None
+        job.switched_from = body.offset
+    else:
+        job.single_only = True
     raise _Switched
 
 

@@ -100,10 +100,14 @@ def load(partial: Path, url: str) -> Resume | None:
     return record
 
 
-def save(partial: Path, record: Resume) -> None:
-    """Write the resume record (best effort: a lost record costs a restart, not a file)."""
-    with contextlib.suppress(OSError):
+def save(partial: Path, record: Resume) -> bool:
+    """Write the resume record; False if it could not be (a lost record costs a restart,
+    never a wrong file)."""
+    try:
         atomic_write_text(resume_path(partial), json.dumps(attrs.asdict(record)))
+    except OSError:
+        return False
+    return True
 
 
 def discard(partial: Path) -> None:
