@@ -176,8 +176,7 @@ def _verify(job: _Job, hasher: Any, size: int, expected_sha256: str | None) -> s
 def _receive(job: _Job, body: _Body) -> tuple[Any, int, int]:
     """The one receive path: stream ``body`` into the partial; ``(hasher, size, offset)``."""
     partial, total, offset, watch = job.partial, body.total, body.offset, body.watch
-    if total is not None:
-        _check_length(job, total, offset)
+    limit = _limit(job, total, offset)
     if offset == 0:
         _partial.discard(partial)
         if body.record is not None and (total is None or total >= RESUME_MIN):
@@ -186,8 +185,6 @@ def _receive(job: _Job, body: _Body) -> tuple[Any, int, int]:
         fd = _partial.open_partial(partial, append=offset > 0, mode=body.mode)
     except OSError as exc:
         raise _partial.write_error(partial, exc) from None
-    # at most one byte past what is announced, else past the size bound
-    limit = _bound(job, offset) if total is None else total - offset + 1
     hasher = _partial.hash_prefix(partial, offset) if offset else hashlib.sha256()
     bar = progress_bar(total, offset, job.label, disabled=job.config.disable_progress)
     try:
@@ -302,27 +299,36 @@ def _local(job: _Job) -> tuple[Any, int, int]:
         return _receive(job, _Body(readinto, total, mode=stat.S_IMODE(st.st_mode)))
 
 
-def _check_length(job: _Job, total: int, offset: int) -> None:
-    """Refuse an announced length before writing: the wrong size for the catalogue
-    (IntegrityError), more than the disk has for the catalogue's own size (WriteError), or
-    more than the disk has when no size is declared -- that source's failure, so the next
-    one is tried (DownloadError)."""
-    partial = job.partial
-    if job.expected_size is not None and total != job.expected_size:
+def _limit(job: _Job, total: int | None, offset: int) -> int:
+    """How many bytes the body may bring: one past what it announces, else one past the
+    catalogue's size, else past ``OMNIHUB_MAX_SIZE`` or the free space less a 5% (at least
+    64 MiB) reserve. An announced length is refused first when it is the wrong size for the
+    catalogue (IntegrityError), or more than the disk has: WriteError for the catalogue's own
+    size, else that source's failure (DownloadError), so the next one is tried."""
+    partial, expected = job.partial, job.expected_size
+    free = _free_space(partial.parent)
+    if total is None:
+        if expected is not None:
+            return max(expected - offset, 0) + 1
+        cap = job.config.max_size
+        if not cap:
+            cap = (1 << 62) if free is None else max(free - max(free // 20, 64 << 20), 0)
+        return max(cap - offset, 0) + 1
+    if expected is not None and total != expected:
         _partial.discard(partial)
         raise IntegrityError(
             f"{job.label}: {redact_url(job.url)} announces {total} bytes, "
-            f"expected {job.expected_size}; refusing a file of the wrong size"
+            f"expected {expected}; refusing a file of the wrong size"
         )
-    free = _free_space(partial.parent)
     if free is not None and total - offset > free:
-        if job.expected_size is not None:
+        if expected is not None:
             raise _partial.write_error(partial, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
         _partial.discard(partial)
         raise DownloadError(
             f"{job.label}: {redact_url(job.url)} announces {total} bytes, more than the "
             f"{free} bytes free in {partial.parent}"
         )
+    return total - offset + 1
 
 
 def _free_space(directory: Path) -> int | None:
@@ -332,19 +338,6 @@ def _free_space(directory: Path) -> int | None:
         return shutil.disk_usage(directory).free
     except OSError:
         return None
-
-
-def _bound(job: _Job, offset: int) -> int:
-    """How many more bytes a body without a trusted length may bring: one past the
-    catalogue's size, else ``OMNIHUB_MAX_SIZE``, else the free space less a 5% (at least
-    64 MiB) reserve -- never until the disk is full."""
-    if job.expected_size is not None:
-        return max(job.expected_size - offset, 0) + 1
-    cap = job.config.max_size
-    if not cap:
-        free = _free_space(job.partial.parent)
-        cap = (1 << 62) if free is None else max(free - max(free // 20, 64 << 20), 0)
-    return max(cap - offset, 0) + 1
 
 
 def _attempt(job: _Job) -> tuple[Any, int, int]:
