@@ -9,11 +9,15 @@ import json
 import logging
 import re
 import threading
+import time
 from pathlib import Path
 
 import omnihub.download._http
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omnihub.cache import read_record
+from omnihub.download import _watch
 from omnihub.errors import ConfigurationError, DownloadError, IntegrityError, ModelNotFoundError
 from omnihub.hub import fetch
 
@@ -360,3 +364,80 @@ def test_disk_write_failure_is_clear_and_leaves_nothing(env: Env) -> None:
     folder = env.home / "samediff"
     leftovers = sorted(p.name for p in folder.iterdir())
     assert leftovers == ["model.fb.lock"]  # no partial, no final file
+
+
+# -- the liveness watchdog (omnihub.download._watch) ------------------------------------------
+
+
+def _stopped_within(watch: _watch.Watch, seconds: float) -> bool:
+    stopped = threading.Event()
+    watch.guard(stopped.set)
+    return stopped.wait(seconds)
+
+
+def test_watch_stops_a_body_that_brings_too_little() -> None:
+    watch = _watch.Watch(min_rate=1000, window=0.2, deadline=0)
+    try:
+        watch.add(10)
+        assert _stopped_within(watch, 10)
+        assert watch.reason is not None
+        assert "bytes in 0.2 s, less than OMNIHUB_MIN_RATE=1000" in watch.reason
+    finally:
+        watch.close()
+    assert _watch.armed() == 0
+
+
+def test_watch_leaves_a_steady_body_alone() -> None:
+    watch = _watch.Watch(min_rate=1000, window=0.3, deadline=0)
+    try:
+        stopped = threading.Event()
+        watch.guard(stopped.set)
+        until = time.monotonic() + 1.0
+        while time.monotonic() < until:
+            watch.add(100_000)  # far above 300 bytes per window, whatever the load
+            time.sleep(0.01)
+        assert not stopped.is_set(), watch.reason
+    finally:
+        watch.close()
+
+
+def test_watch_deadline_stops_even_a_fast_body_and_a_late_guard_stops_at_once() -> None:
+    watch = _watch.Watch(min_rate=0, window=0, deadline=0.2)
+    try:
+        assert _stopped_within(watch, 10)
+        assert watch.reason == "the attempt took more than OMNIHUB_ATTEMPT_DEADLINE=0.2 s"
+        assert _stopped_within(watch, 0)  # registered after firing: stopped immediately
+    finally:
+        watch.close()
+
+
+def test_a_closed_watch_never_fires_and_leaves_nothing_armed() -> None:
+    stopped = threading.Event()
+    for _ in range(200):
+        watch = _watch.Watch(min_rate=10**9, window=0.05, deadline=0.05)
+        watch.guard(stopped.set)
+        watch.close()
+    assert _watch.armed() == 0
+    assert not stopped.wait(0.3)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 60, 120]), st.booleans()), min_size=1, max_size=12))
+def test_watchdog_calls_exactly_the_deadlines_left_armed_in_due_order(
+    plan: list[tuple[int, bool]],
+) -> None:
+    watch = _watch.Watch(min_rate=0, window=0, deadline=0)
+    called: list[int] = []
+    cancels = [
+        watch.after(ms / 1000, lambda i=i: called.append(i)) for i, (ms, _) in enumerate(plan)
+    ]
+    for cancel, (_, drop) in zip(cancels, plan, strict=True):
+        if drop:
+            cancel()
+    kept = sorted((ms, i) for i, (ms, drop) in enumerate(plan) if not drop)
+    until = time.monotonic() + 10
+    while len(called) < len(kept) and time.monotonic() < until:
+        time.sleep(0.01)
+    time.sleep(0.05)  # a cancelled one firing late would show here
+    assert called == [i for _, i in kept]
+    assert _watch.armed() == 0

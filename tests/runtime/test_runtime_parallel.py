@@ -10,6 +10,7 @@ import time
 import pytest
 from omnihub import download
 from omnihub.download import _parallel as parallel
+from omnihub.download import _watch
 from omnihub.download._parallel import plan
 from omnihub.errors import IntegrityError
 from omnihub.hub import fetch
@@ -44,10 +45,10 @@ def test_slow_stream_switches_to_several_connections(env: Env) -> None:
     where = env.publish("model.fb", data)
     assert fetch(entry(data=data)).read_bytes() == data
     gets = env.server.requests_for(where)
-    assert len(gets) == 4
-    assert gets[0].range_start is None  # the first stream keeps going as segment 0
+    assert len(gets) == 5  # the single stream, then its rest resumed as four segments
+    assert gets[0].range_start is None
     ranged = sorted((g.range_start or 0, g.range_end or 0) for g in gets[1:])
-    assert ranged[0][0] > 0
+    assert ranged[0][0] > 0  # segment 0 continues where the single stream stopped
     assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranged))  # contiguous
     assert ranged[-1][1] == SIZE - 1
     assert all(g.headers.get("if-range") for g in gets[1:])
@@ -74,11 +75,11 @@ def test_one_connection_setting_keeps_one_stream(env: Env, monkeypatch: pytest.M
 def test_a_failed_segment_resumes_only_its_missing_bytes(env: Env) -> None:
     data = payload(SIZE)
     where = env.publish("model.fb", data)
-    env.server.fault(where, Fault.none(), Fault.reset(600_000))  # one of the ranged requests
+    env.server.fault(where, Fault.none(), Fault.reset(600_000))  # the first ranged request
     assert fetch(entry(data=data)).read_bytes() == data
     gets = env.server.requests_for(where)
-    (broken,) = [g for g in gets[1:4] if g.status == 0]
-    retried = gets[4:]
+    (broken,) = [g for g in gets[1:5] if g.status == 0]
+    retried = gets[5:]
     assert len(retried) == 1  # only the broken segment is asked for again
     start = broken.range_start or 0
     # the bytes received before the reset are kept, up to one 256 KiB buffer in flight
@@ -98,7 +99,7 @@ def test_server_refusing_ranges_falls_back_to_one_stream(env: Env) -> None:
 def test_flipped_byte_in_a_segment_is_an_integrity_error(env: Env) -> None:
     data = payload(SIZE)
     where = env.publish("model.fb", data)
-    env.server.fault(where, Fault.none(), *[Fault.flip(4_000_000)] * 3)  # whichever serves it
+    env.server.fault(where, Fault.none(), *[Fault.flip(4_000_000)] * 4)  # whichever serves it
     with pytest.raises(IntegrityError, match="sha256"):
         fetch(entry(data=data))
     folder = env.home / "samediff"
@@ -134,7 +135,7 @@ def test_killed_parallel_download_resumes_per_segment_in_another_process(env: En
         child.wait(30)
     saved = json.loads(meta.read_text())["segments"]
     assert fetch(model).read_bytes() == data
-    resumed = env.server.requests_for(where)[4:]
+    resumed = env.server.requests_for(where)[5:]
     assert len(resumed) == 1
     ((start, end, done),) = [seg for seg in saved if seg[2] < seg[1] - seg[0]]  # the stalled one
     assert resumed[0].range_start == start + done
@@ -150,7 +151,7 @@ def test_changed_file_during_parallel_resume_starts_over(env: Env) -> None:
 
     def swap(*args: object, **kwargs: object) -> object:
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 3:  # 1: the single stream, 2: its segments (one reset), 3: resume
             env.publish("model.fb", new)  # new ETag before the resume
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -202,5 +203,9 @@ def test_ctrl_c_during_a_parallel_download_leaves_no_thread_of_ours(env: Env) ->
         signal.signal(signal.SIGALRM, previous)
         stuck.set()
     assert len(env.server.requests_for(where)) >= 2  # interrupted in the parallel phase
-    assert [t.name for t in threading.enumerate() if t.name.startswith("omnihub-")] == []
+    # the process-wide watchdog stays (it only ever calls a registered shutdown), armed for
+    # nothing of this download
+    ours = [t.name for t in threading.enumerate() if t.name.startswith("omnihub-")]
+    assert [name for name in ours if name != "omnihub-watchdog"] == []
+    assert _watch.armed() == 0
     assert not (env.home / "samediff" / "model.fb").exists()

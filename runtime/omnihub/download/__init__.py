@@ -1,34 +1,35 @@
 """One verified, resumable transfer of a URL into a partial file: :func:`download`.
 
-The whole path, top to bottom: GET through the process's session (:mod:`._http`: retries
-before the body, redirects under the transport policy); stream the body into
-``<file>.incomplete`` hashing each chunk (:mod:`._copy`); if it breaks off, resume with
-``Range`` + ``If-Range`` from the resume record (:mod:`._partial`), accepting a 206 only if
-its validators are the saved ones; when one stream is slow on a large file, fetch the rest
-over ranged connections (:mod:`._parallel`); check size and sha256. ``file://`` mirrors go
-through the same writer, and so do object-store mirrors (``s3://``, ``gs://``, ``az://``,
-...: :mod:`._fsspec`), resumed by byte offset with their ETag saved and compared. The caller
-publishes the verified partial (fsync, ``os.replace``, fsync of the directory): this package
-never touches the final path.
-
-The private modules import nothing from each other; this module wires them together.
+Each source only opens its body -- http(s) through the process's session (:mod:`._http`:
+retries before the body, redirects under the transport policy, ``Range`` + ``If-Range`` from
+the resume record, a 206 accepted only with the saved validators), ``file://`` mirrors, and
+object stores (:mod:`._fsspec`, resumed by offset with the ETag compared) -- and one function,
+:func:`_receive`, does the rest: check the announced length, keep the resume record, stream
+into ``<file>.incomplete`` hashing each chunk (:mod:`._copy`), map failures, check the size.
+A watchdog (:mod:`._watch`) enforces the liveness rule from outside the reading thread. A
+slow single stream on a large file hands over to ranged connections (:mod:`._parallel`) by
+saving its progress as segments and resuming from them. The caller publishes the verified
+partial; this package never touches the final path. The private modules import nothing
+from each other; this module wires them together.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from omnihub.download import _copy, _fsspec, _http, _parallel, _partial
-from omnihub.download._http import MAX_REDIRECTS, Transient
-from omnihub.errors import DownloadError, IntegrityError, ModelNotFoundError
+from omnihub.download import _copy, _fsspec, _http, _parallel, _partial, _watch
+from omnihub.download._http import MAX_REDIRECTS, TooSlow, Transient
+from omnihub.errors import DownloadError, IntegrityError, ModelNotFoundError, OmnihubError
 from omnihub.progress import progress_bar
 from omnihub.urls import check_remote_url, is_object_store, redact_url
 
@@ -43,8 +44,7 @@ logger = logging.getLogger("omnihub")
 
 #: Files smaller than this get no resume record: fetching them again costs less.
 RESUME_MIN = 1 << 20
-#: A read returns what it has after this long, so the minimum-progress rule sees a drip.
-_FILL_SECONDS = 0.25
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device"}
 
 
 @attrs.frozen
@@ -68,11 +68,30 @@ class _Job:
     expected_size: int | None
     label: str
     single_only: bool = False  # a server refused ranges: no parallel attempt again
-    pace: _http.Pace | None = None  # the current attempt's minimum-progress rule
+    switched_from: int | None = None  # a single stream from this offset handed over
+
+
+@attrs.define
+class _Body:
+    """An opened body, what :func:`_receive` needs from any source."""
+
+    readinto: Callable[[memoryview], int | None]
+    total: int | None  # the whole file's announced size; None: unknown
+    offset: int = 0  # where the body starts (bytes already in the partial)
+    record: _partial.Resume | None = None  # kept while it is copied; None: not resumable
+    mode: int = 0o644
+    watch: _watch.Watch | None = None
+    switch: _parallel.Switch | None = None
+    encoding: str | None = None  # an unrequested content encoding being decoded
 
 
 class _Restart(Transient):
-    """The partial cannot be continued (changed upstream, range refused): start over now."""
+    """The partial cannot be continued (changed upstream, range refused): discard it and
+    start over now."""
+
+
+class _Switched(Exception):
+    """A slow single stream saved its progress as segments: resume them in parallel."""
 
 
 def download(
@@ -95,18 +114,20 @@ def download(
     :class:`~omnihub.errors.IntegrityError` (size or sha256 mismatch; ``partial`` removed).
     """
     check_remote_url(url, allow_http=config.allow_http, allow_file=allow_file)
-    if url.lower().startswith("file:"):
-        job = _Job(url, partial, config, {}, expected_size, label)
-        hasher, size = _local(job)
-        return Transfer(_verify(job, hasher, size, expected_sha256), size, url, 0)
     job = _Job(url, partial, config, dict(private_headers or {}), expected_size, label)
-    attempt = _store_attempt if is_object_store(url) else _attempt
+    if url.lower().startswith("file:"):
+        attempt = _local
+    else:
+        attempt = _store_attempt if is_object_store(url) else _attempt
     failures = 0
     restarted = False
     while True:
         try:
             hasher, size, resumed = attempt(job)
+        except _Switched:
+            continue
         except _Restart as exc:
+            _partial.discard(partial)
             logger.info("%s: %s; starting over", label, exc)
             failures += 1
             if failures > config.retries + 1:
@@ -152,18 +173,99 @@ def _verify(job: _Job, hasher: Any, size: int, expected_sha256: str | None) -> s
     return digest
 
 
-def _local(job: _Job) -> tuple[Any, int]:
-    """The ``file://`` transport: copy a configured mirror's file through the same writer.
+def _receive(job: _Job, body: _Body) -> tuple[Any, int, int]:
+    """The one receive path: stream ``body`` into the partial; ``(hasher, size, offset)``."""
+    partial, total, offset, watch = job.partial, body.total, body.offset, body.watch
+    limit = _limit(job, total, offset)
+    if offset == 0:
+        _partial.discard(partial)
+        if body.record is not None and (total is None or total >= RESUME_MIN):
+            _partial.save(partial, body.record)  # a small file is cheaper to fetch again
+    try:
+        fd = _partial.open_partial(partial, append=offset > 0, mode=body.mode)
+    except OSError as exc:
+        raise _partial.write_error(partial, exc) from None
+    hasher = _partial.hash_prefix(partial, offset) if offset else hashlib.sha256()
+    bar = progress_bar(total, offset, job.label, disabled=job.config.disable_progress)
+    try:
+        moved = _copy.copy(
+            body.readinto,
+            fd,
+            hasher,
+            size=_copy.buffer_size(limit),
+            limit=limit,
+            progress=bar.update if watch is None else lambda n: (bar.update(n), watch.add(n)),
+            stop=body.switch,
+        )
+        size = offset + moved
+        if body.switch is not None and body.switch.switched and total is not None and size < total:
+            _hand_over(job, fd, body, size, total)
+    except _copy.WriteFailed as exc:
+        raise _partial.write_error(partial, exc.error) from None
+    except (_Switched, OmnihubError, Transient):
+        raise
+    except Exception as exc:  # a read broke off: resume later
+        if watch is not None and watch.reason:
+            raise TooSlow(watch.reason) from None
+        got = _partial.size_of(partial) or 0
+        raise Transient(f"{type(exc).__name__} after {got} bytes") from None
+    finally:
+        os.close(fd)
+        bar.close()
+    _check_end(job, body, size, limit)
+    return hasher, size, offset
 
-    Under the download rules: only a regular file (a FIFO, ``/dev/zero`` or a directory,
-    even behind a symlink, is refused without blocking), at most its size at open (or the
-    catalogue's size) plus one byte, and never readable by more users than the source.
-    """
-    import stat
+
+def _check_end(job: _Job, body: _Body, size: int, limit: int) -> None:
+    """After the copy: the body ended where it said it would, within the size bound."""
+    partial, total, offset, watch = job.partial, body.total, body.offset, body.watch
+    moved = size - offset
+    if watch is not None and watch.reason and size != total:
+        raise TooSlow(watch.reason)  # the watchdog ended the body early
+    if total is not None and size != total:
+        if size < total:
+            raise Transient(f"connection closed after {size} of {total} bytes")
+        _partial.discard(partial)
+        raise DownloadError(
+            f"{job.label}: {redact_url(job.url)} grew past the {total} bytes it announced "
+            "while it was copied; try again"
+        )
+    if total is None and job.expected_size is None and moved == limit:
+        _partial.discard(partial)
+        how = f"decoded from {body.encoding}, " if body.encoding else ""
+        raise DownloadError(
+            f"{job.label}: {redact_url(job.url)} sent more than {limit - 1 + offset} bytes "
+            f"({how}no size announced); stopped at the size bound (OMNIHUB_MAX_SIZE or the "
+            "free disk space) and discarded the file"
+        )
+
+
+def _hand_over(job: _Job, fd: int, body: _Body, size: int, total: int) -> None:
+    """Stop a slow single stream at ``size``: save it as the first of the segments (the file
+    sized to ``total``) and let the next attempt resume them all in parallel; if the record
+    cannot be saved, the next attempt resumes the single stream."""
+    assert body.record is not None  # a switch is offered only with a validator
+    segments = _parallel.split_rest(size, total, job.config.connections)
+    done = tuple((seg.start, seg.end, seg.done) for seg in segments)
+    if _partial.save(job.partial, attrs.evolve(body.record, total=total, segments=done)):
+        try:
+            os.ftruncate(fd, total)
+        except OSError as exc:
+            raise _copy.WriteFailed(exc) from None
+        job.switched_from = body.offset
+    else:
+        job.single_only = True
+    raise _Switched
+
+
+def _local(job: _Job) -> tuple[Any, int, int]:
+    """The ``file://`` transport: only a regular file (a FIFO, ``/dev/zero`` or a directory,
+    even behind a symlink, is refused without blocking), bounded by its size at open, and
+    never readable by more users than the source."""
     from urllib.parse import unquote, urlsplit
     from urllib.request import url2pathname
 
-    url, partial, expected_size, label = job.url, job.partial, job.expected_size, job.label
+    url, label = job.url, job.label
     parts = urlsplit(url)
     if parts.netloc not in {"", "localhost"}:
         raise DownloadError(f"{label}: file URL {redact_url(url)!r} names a remote host")
@@ -180,73 +282,53 @@ def _local(job: _Job) -> tuple[Any, int]:
         os.close(src_fd)
         raise DownloadError(
             f"{label}: {source} (mirror {redact_url(url)}) is not a regular file "
-            f"({_kind(st.st_mode)}); refusing to copy it"
+            f"({_KINDS.get(stat.S_IFMT(st.st_mode), 'not a plain file')}); refusing to copy it"
         )
     os.set_blocking(src_fd, True)
-    hasher = hashlib.sha256()
     with os.fdopen(src_fd, "rb", buffering=0) as src:
-        if expected_size is None:  # else the copy stops one byte past it and _verify says so
-            _check_length(job, st.st_size, 0)
-        fd = _open(partial, append=False, mode=stat.S_IMODE(st.st_mode))
-        try:
-            limit = (st.st_size if expected_size is None else expected_size) + 1
-            size = _copy.copy(src.readinto, fd, hasher, size=_copy.buffer_size(limit), limit=limit)
-        except _copy.WriteFailed as exc:
-            raise _partial.write_error(partial, exc.error) from None
-        except OSError as exc:
-            _partial.discard(partial)
-            raise DownloadError(f"{label}: cannot read {source}: {exc}") from None
-        finally:
-            os.close(fd)
-    if expected_size is None and size > st.st_size:
-        _partial.discard(partial)
-        raise DownloadError(f"{label}: {source} grew while it was copied; try again")
-    return hasher, size
+
+        def readinto(view: memoryview) -> int | None:
+            try:
+                return src.readinto(view)
+            except OSError as exc:
+                _partial.discard(job.partial)
+                raise DownloadError(f"{label}: cannot read {source}: {exc}") from None
+
+        # with a catalogue size, the copy stops one byte past it and _verify names both sizes
+        total = st.st_size if job.expected_size is None else None
+        return _receive(job, _Body(readinto, total, mode=stat.S_IMODE(st.st_mode)))
 
 
-def _kind(mode: int) -> str:
-    import stat
-
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a plain file"
-
-
-def _open(partial: Path, *, append: bool, mode: int = 0o644) -> int:
-    try:
-        return _partial.open_partial(partial, append=append, mode=mode)
-    except OSError as exc:
-        raise _partial.write_error(partial, exc) from None
-
-
-def _check_length(job: _Job, total: int, offset: int) -> None:
-    """Refuse an announced length before writing: the wrong size for the catalogue
-    (IntegrityError), more than the disk has for the catalogue's own size (WriteError), or
-    more than the disk has when no size is declared -- that source's failure, so the next
-    one is tried (DownloadError)."""
-    partial = job.partial
-    if job.expected_size is not None and total != job.expected_size:
+def _limit(job: _Job, total: int | None, offset: int) -> int:
+    """How many bytes the body may bring: one past what it announces, else one past the
+    catalogue's size, else past ``OMNIHUB_MAX_SIZE`` or the free space less a 5% (at least
+    64 MiB) reserve. An announced length is refused first when it is the wrong size for the
+    catalogue (IntegrityError), or more than the disk has: WriteError for the catalogue's own
+    size, else that source's failure (DownloadError), so the next one is tried."""
+    partial, expected = job.partial, job.expected_size
+    free = _free_space(partial.parent)
+    if total is None:
+        if expected is not None:
+            return max(expected - offset, 0) + 1
+        cap = job.config.max_size
+        if not cap:
+            cap = (1 << 62) if free is None else max(free - max(free // 20, 64 << 20), 0)
+        return max(cap - offset, 0) + 1
+    if expected is not None and total != expected:
         _partial.discard(partial)
         raise IntegrityError(
             f"{job.label}: {redact_url(job.url)} announces {total} bytes, "
-            f"expected {job.expected_size}; refusing a file of the wrong size"
+            f"expected {expected}; refusing a file of the wrong size"
         )
-    free = _free_space(partial.parent)
     if free is not None and total - offset > free:
-        if job.expected_size is not None:
+        if expected is not None:
             raise _partial.write_error(partial, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
         _partial.discard(partial)
         raise DownloadError(
             f"{job.label}: {redact_url(job.url)} announces {total} bytes, more than the "
             f"{free} bytes free in {partial.parent}"
         )
+    return total - offset + 1
 
 
 def _free_space(directory: Path) -> int | None:
@@ -258,72 +340,18 @@ def _free_space(directory: Path) -> int | None:
         return None
 
 
-def _body_errors() -> tuple[type[BaseException], ...]:
-    """What a broken-off body raises (read side): worth resuming."""
-    import http.client
-
-    import requests
-    import urllib3
-
-    return (
-        urllib3.exceptions.HTTPError,
-        requests.RequestException,
-        http.client.HTTPException,
-        OSError,
-    )
-
-
-def _reader(response: requests.Response, decode: bool) -> Any:
-    """``readinto`` over the body, returning what one receive brought (``read1``), so the
-    minimum-progress rule sees a dripping body byte by byte; an unrequested content encoding
-    is decoded (urllib3 bounds each decoded read by the buffer, so a bomb is read in pieces)."""
-    import time
-
-    raw = response.raw
-    pending: list[BaseException] = []  # a failure after some bytes: raised on the next read
-
-    def readinto(view: memoryview) -> int:
-        # Fill the buffer from successive receives (large writes and hash updates on a fast
-        # stream), but return within _FILL_SECONDS, so a drip is seen by the pace rule.
-        if pending:
-            raise pending.pop()
-        filled, began = 0, time.monotonic()
-        while filled < len(view):
-            try:
-                block = raw.read1(len(view) - filled, decode_content=decode)
-            except Exception as exc:
-                if not filled:
-                    raise
-                pending.append(exc)  # keep the bytes received before it
-                break
-            if not block:
-                break
-            view[filled : filled + len(block)] = block
-            filled += len(block)
-            if time.monotonic() - began >= _FILL_SECONDS:
-                break
-        return filled
-
-    return readinto
-
-
-def _bound(job: _Job, offset: int) -> int:
-    """How many more bytes a body without a trusted length may bring: one past the
-    catalogue's size, else ``OMNIHUB_MAX_SIZE``, else the free space less a 5% (at least
-    64 MiB) reserve -- never until the disk is full."""
-    if job.expected_size is not None:
-        return max(job.expected_size - offset, 0) + 1
-    cap = job.config.max_size
-    if not cap:
-        free = _free_space(job.partial.parent)
-        cap = (1 << 62) if free is None else max(free - max(free // 20, 64 << 20), 0)
-    return max(cap - offset, 0) + 1
-
-
 def _attempt(job: _Job) -> tuple[Any, int, int]:
-    """One request: ``(hasher, size, resumed_from)`` with the partial complete, or raise."""
+    """One http(s) attempt under its own watch: ``(hasher, size, resumed_from)``."""
+    config = job.config
+    watch = _watch.Watch(config.min_rate, config.rate_window, config.attempt_deadline)
+    try:
+        return _http_attempt(job, watch)
+    finally:
+        watch.close()
+
+
+def _http_attempt(job: _Job, watch: _watch.Watch) -> tuple[Any, int, int]:
     partial, config = job.partial, job.config
-    job.pace = _http.Pace(config)
     parallel_ok = config.connections > 1 and hasattr(os, "pwrite") and not job.single_only
     saved = _partial.load(partial, job.url)
     if saved is not None and saved.segments:
@@ -333,117 +361,80 @@ def _attempt(job: _Job) -> tuple[Any, int, int]:
             and total == _partial.size_of(partial)
             and job.expected_size in (None, total)
         ):
-            segments = [_parallel.Segment(a, b, c) for a, b, c in saved.segments]
-            return _run_parallel(job, saved, segments)
+            return _run_parallel(job, saved, watch)
         saved = None
     offset = (_partial.size_of(partial) or 0) if saved is not None else 0
     headers = {"Accept-Encoding": "identity"}
     if saved is not None and saved.validator is not None:
         headers.update({"Range": f"bytes={offset}-", "If-Range": saved.validator})
-    response = _http.get(job.url, headers, job.private, config, job.label)
+    response = _http.get(job.url, headers, job.private, config, job.label, timer=watch.after)
     with response:
         status = response.status_code
-        encoded = response.headers.get("Content-Encoding", "identity").lower()
-        if status == 206 and encoded not in {"identity", ""}:
-            _partial.discard(partial)
-            raise _Restart(f"HTTP 206 with Content-Encoding {encoded} (a range of encoded bytes)")
+        encoding = response.headers.get("Content-Encoding", "identity").lower()
+        encoded = encoding not in {"identity", ""}
+        if status == 206 and encoded:
+            raise _Restart(f"HTTP 206 with Content-Encoding {encoding} (a range of encoded bytes)")
         if status == 416 or (status == 206 and saved is None):
-            _partial.discard(partial)
             raise _Restart(f"HTTP {status} resuming at byte {offset}")
         if status == 206 and saved is not None:
             start = _http.content_range(response.headers.get("Content-Range"))
             if start is None or start[0] != offset or not saved.matches(response.headers):
-                _partial.discard(partial)
                 raise _Restart("the file changed on the server since the partial download")
-            hasher = _partial.hash_prefix(partial, offset)
-        else:
-            if offset:
-                logger.info("%s: server sent the whole file instead of a range", job.label)
-            offset, hasher = 0, hashlib.sha256()
-        return _receive(job, response, offset, hasher, parallel_ok)
+        elif offset:
+            logger.info("%s: server sent the whole file instead of a range", job.label)
+            offset = 0
+        if encoded and encoding not in response.raw.CONTENT_DECODERS:
+            raise DownloadError(
+                f"{job.label}: {redact_url(job.url)} answered with Content-Encoding "
+                f"{encoding!r}, which was not asked for (Accept-Encoding: identity) and "
+                "cannot be decoded"
+            )
+        length = response.headers.get("Content-Length", "")
+        # an encoded body's Content-Length counts encoded bytes: no bound on the decoded file
+        total = offset + int(length) if length.isdigit() and not encoded else None
+        record = None if encoded else _partial.Resume.of(job.url, response.headers, total)
+        body = _Body(_readinto(response, encoded), total, offset, record, watch=watch)
+        if encoded:
+            body.encoding = encoding
+        elif (
+            parallel_ok
+            and total is not None
+            and total - offset >= max(config.parallel_min_size, 2)
+            and response.headers.get("Accept-Ranges", "").lower() == "bytes"
+            and record is not None
+            and record.validator is not None
+        ):
+            asked = config.sources.get("connections", "default") != "default"
+            body.switch = _parallel.Switch(asked=asked)
+        unregister = watch.guard(response.raw.shutdown)
+        try:
+            return _receive(job, body)
+        finally:
+            unregister()
 
 
-def _receive(
-    job: _Job, response: requests.Response, offset: int, hasher: Any, parallel_ok: bool
-) -> tuple[Any, int, int]:
-    """Stream ``response`` (a 200, or a 206 from ``offset``) into the partial."""
-    partial, config = job.partial, job.config
-    encoding = response.headers.get("Content-Encoding", "identity").lower()
-    encoded = encoding not in {"identity", ""}
-    if encoded and encoding not in response.raw.CONTENT_DECODERS:
-        raise DownloadError(
-            f"{job.label}: {redact_url(job.url)} answered with Content-Encoding {encoding!r}, "
-            "which was not asked for (Accept-Encoding: identity) and cannot be decoded"
-        )
-    length = response.headers.get("Content-Length", "")
-    # an encoded body's Content-Length counts encoded bytes: no bound on the decoded file
-    total = offset + int(length) if length.isdigit() and not encoded else None
-    if total is not None:
-        _check_length(job, total, offset)
-    record = _partial.Resume.of(job.url, response.headers, total)
-    if offset == 0:
-        _partial.discard(partial)
-        # a small file is cheaper to fetch again; a decoded body has no byte ranges to resume
-        if (total is None or total >= RESUME_MIN) and not encoded:
-            _partial.save(partial, record)
-    fd = _open(partial, append=offset > 0)
-    switch = None
-    if (
-        parallel_ok
-        and total is not None
-        and total - offset >= max(config.parallel_min_size, 2)
-        and response.headers.get("Accept-Ranges", "").lower() == "bytes"
-        and record.validator is not None
-    ):
-        switch = _parallel.Switch(asked=config.sources.get("connections", "default") != "default")
-    # no trustworthy length: at most one byte past the expected size or the size bound
-    limit = total - offset if total is not None else _bound(job, offset)
-    bar = progress_bar(total, offset, job.label, disabled=config.disable_progress)
-    try:
-        moved = _copy.copy(
-            _paced(job, _reader(response, encoded)),
-            fd,
-            hasher,
-            size=_copy.buffer_size(limit),
-            limit=limit,
-            progress=bar.update,
-            stop=switch,
-        )
-    except _copy.WriteFailed as exc:
-        raise _partial.write_error(partial, exc.error) from None
-    except _body_errors() as exc:
-        got = _partial.size_of(partial) or 0
-        raise Transient(f"{type(exc).__name__} after {got} bytes") from None
-    finally:
-        os.close(fd)
-        bar.close()
-    size = offset + moved
-    if switch is not None and switch.switched and total is not None and size < total:
-        segments = _parallel.split_rest(size, total, config.connections)
-        first = _SegmentBody(response, job)
-        return _run_parallel(job, record, segments, first=first, hasher=hasher, resumed=offset)
-    if total is not None and size != total:
-        raise Transient(f"connection closed after {size} of {total} bytes")
-    if total is None and job.expected_size is None and moved == limit:
-        _partial.discard(partial)
-        how = f"decoded from {encoding}, " if encoded else ""
-        raise DownloadError(
-            f"{job.label}: {redact_url(job.url)} sent more than {limit - 1 + offset} bytes "
-            f"({how}no size announced); stopped at the size bound (OMNIHUB_MAX_SIZE or the "
-            "free disk space) and discarded the file"
-        )
-    return hasher, size, offset
+def _readinto(response: requests.Response, decode: bool) -> Callable[[memoryview], int]:
+    """Fill whole buffers from the body (the watchdog, not a short read, sees a drip); an
+    unrequested encoding is decoded, at most a buffer per read (a bomb is read in pieces)."""
+    raw = response.raw
+    if not decode:
+        return raw.readinto
+
+    def readinto(view: memoryview) -> int:
+        data = raw.read(len(view), decode_content=True)
+        view[: len(data)] = data
+        return len(data)
+
+    return readinto
 
 
 def _store_attempt(job: _Job) -> tuple[Any, int, int]:
-    """One read of an object-store object (:mod:`._fsspec`): ``(hasher, size, resumed_from)``.
-
-    Resumes at the partial's size when the resume record's size and validators (ETag) are the
-    object's; an object replaced since, or while it is read, starts over from byte 0.
-    """
-    partial, config = job.partial, job.config
+    """One read of an object-store object (:mod:`._fsspec`): resumed at the partial's size
+    when the record's size and validators (ETag) are the object's; an object replaced since,
+    or while it is read, starts over from byte 0."""
+    partial = job.partial
     saved = _partial.load(partial, job.url)
-    with _fsspec.open_object(job.url, job.label) as opened:
+    with contextlib.closing(_fsspec.open_object(job.url, job.label)) as opened:
         total = opened.size
         offset = (_partial.size_of(partial) or 0) if saved is not None else 0
         if saved is not None and (
@@ -455,92 +446,59 @@ def _store_attempt(job: _Job) -> tuple[Any, int, int]:
             logger.info("%s: %s changed since the partial download; starting over",
                         job.label, redact_url(job.url))  # fmt: skip
             offset = 0
-        _check_length(job, total, offset)
-        hasher = _partial.hash_prefix(partial, offset) if offset else hashlib.sha256()
-        if offset == 0:
-            _partial.discard(partial)
-            if total >= RESUME_MIN:  # a small file is cheaper to fetch again
-                _partial.save(partial, _partial.Resume.of(job.url, opened.validators, total))
-        fd = _open(partial, append=offset > 0)
-        bar = progress_bar(total, offset, job.label, disabled=config.disable_progress)
-        try:
-            opened.seek(offset)
-            moved = _copy.copy(
-                opened.readinto,
-                fd,
-                hasher,
-                size=_copy.buffer_size(total - offset),
-                limit=total - offset,
-                progress=bar.update,
-            )
-        except _copy.WriteFailed as exc:
-            raise _partial.write_error(partial, exc.error) from None
-        except _fsspec.Expired as exc:
-            _partial.discard(partial)
-            raise _Restart(str(exc)) from None
-        except Exception as exc:  # the implementation's own network errors: resume
-            got = _partial.size_of(partial) or 0
-            raise Transient(f"{type(exc).__name__} after {got} bytes") from None
-        finally:
-            os.close(fd)
-            bar.close()
-        size = offset + moved
-        if size != total:
-            raise Transient(f"the object ended after {size} of {total} bytes")
+        opened.stream.seek(offset)
+
+        def readinto(view: memoryview) -> int:
+            try:
+                return opened.readinto(view)
+            except _fsspec.Expired as exc:
+                raise _Restart(str(exc)) from None
+
+        record = _partial.Resume.of(job.url, opened.validators, total)
+        result = _receive(job, _Body(readinto, total, offset, record))
         if _fsspec.changed(opened):
-            _partial.discard(partial)
             raise _Restart(f"{redact_url(job.url)} changed while it was read")
-    return hasher, size, offset
-
-
-class _RangeRefused(Exception):
-    """A segment's range was answered with the whole file, a 416 or other validators."""
-
-
-def _paced(job: _Job, readinto: Any) -> Any:
-    return readinto if job.pace is None else job.pace.wrap(readinto)
+    return result
 
 
 class _SegmentBody:
-    """A segment's response body: ``readinto`` (under the attempt's pace) and a ``close``
-    that wakes a blocked read."""
+    """A segment's response: ``readinto`` fills whole buffers; ``close`` (also called by the
+    watch when the attempt is too slow) wakes a blocked read."""
 
-    def __init__(self, response: requests.Response, job: _Job) -> None:
+    def __init__(self, response: requests.Response, watch: _watch.Watch) -> None:
         self.response = response
-        self.readinto = _paced(job, _reader(response, False))
+        self.readinto = response.raw.readinto
+        self.unregister = watch.guard(self.stop)
+
+    def stop(self) -> None:
+        self.response.raw.shutdown()
 
     def close(self) -> None:
-        self.response.raw.shutdown()
+        self.unregister()
+        with contextlib.suppress(Exception):  # raises once the connection is back in the pool
+            self.stop()
         self.response.close()
 
 
-def _run_parallel(
-    job: _Job,
-    record: _partial.Resume,
-    segments: list[_parallel.Segment],
-    *,
-    first: _SegmentBody | None = None,
-    hasher: Any = None,
-    resumed: int | None = None,
-) -> tuple[Any, int, int]:
-    """Fetch every segment's missing bytes over parallel connections (see :mod:`._parallel`).
-
-    ``first`` continues a switched single stream as segment 0; ``hasher`` holds its bytes.
-    """
+def _run_parallel(job: _Job, record: _partial.Resume, watch: _watch.Watch) -> tuple[Any, int, int]:
+    """Fetch every saved segment's missing bytes over parallel connections (:mod:`._parallel`);
+    the hashing thread reads the bytes already there back in order."""
     partial, config = job.partial, job.config
+    segments = [_parallel.Segment(a, b, c) for a, b, c in record.segments]
     total = segments[-1].end
     already = sum(seg.done for seg in segments)
 
     def open_range(start: int, end: int) -> _SegmentBody:
         headers = {"Accept-Encoding": "identity", "Range": f"bytes={start}-{end}"}
         headers["If-Range"] = record.validator or ""
-        response = _http.get(job.url, headers, job.private, config, job.label)
+        response = _http.get(job.url, headers, job.private, config, job.label, timer=watch.after)
         got = _http.content_range(response.headers.get("Content-Range"))
         status = response.status_code
         if status == 206 and got and got[0] == start and record.matches(response.headers):
-            return _SegmentBody(response, job)
-        response.close()
-        raise _RangeRefused(f"HTTP {status} for bytes {start}-{end}")
+            return _SegmentBody(response, watch)
+        response.close()  # the whole file, a 416 or other validators: one stream from now on
+        job.single_only = True
+        raise _Restart(f"server refused a byte range (HTTP {status} for bytes {start}-{end})")
 
     def save(segs: list[_parallel.Segment]) -> None:
         done = tuple((seg.start, seg.end, seg.done) for seg in segs)
@@ -549,37 +507,31 @@ def _run_parallel(
     try:
         fd = _partial.open_segments(partial, total)
     except OSError as exc:
-        if first is not None:
-            first.close()
         raise _partial.write_error(partial, exc) from None
     bar = progress_bar(total, already, job.label, disabled=config.disable_progress)
     logger.info("%s: fetching %d bytes over %d connections", job.label, total, len(segments))
     try:
-        save(segments)
         hasher = _parallel.run(
             fd,
             segments,
             total,
             open_range=open_range,
-            first=first,
-            progress=bar.update,
+            progress=lambda n: (bar.update(n), watch.add(n)),
             save=save,
-            hasher=hasher,
-            hashed=already if hasher is not None else 0,
         )
     except _parallel.SegmentFailed as failed:
         cause = failed.cause
         if failed.writing and isinstance(cause, OSError):
             raise _partial.write_error(partial, cause) from None
-        if isinstance(cause, _RangeRefused):
-            _partial.discard(partial)
-            job.single_only = True
-            raise _Restart(f"server refused a byte range ({cause}); one stream now") from None
-        if isinstance(cause, (DownloadError, ModelNotFoundError, IntegrityError, Transient)):
+        if watch.reason:
+            raise TooSlow(watch.reason) from None
+        if isinstance(cause, (OmnihubError, Transient)):
             raise cause from None
         done = sum(seg.done for seg in segments)
         raise Transient(f"{failed} after {done} of {total} bytes") from None
     finally:
         os.close(fd)
         bar.close()
-    return hasher, total, already if resumed is None else resumed
+    resumed = already if job.switched_from is None else job.switched_from
+    job.switched_from = None
+    return hasher, total, resumed

@@ -1,9 +1,6 @@
-"""Copy a byte stream into a file descriptor, hashing each chunk as it passes.
-
-The one writer of single streams and ``file://`` mirrors. One buffer, sized to the file
-(at most :data:`CHUNK`), is reused for every read, so memory stays flat whatever the size.
-A write error surfaces as :class:`WriteFailed`, distinct from a read-side ``OSError``.
-"""
+"""Copy a byte stream into a file descriptor, hashing each chunk: the one writer of every
+single-stream source. Buffers sized to the file (at most :data:`CHUNK`) are reused; a write
+error is :class:`WriteFailed`, distinct from a read-side error."""
 
 from __future__ import annotations
 
@@ -49,11 +46,9 @@ def copy(
 ) -> int:
     """Move what ``readinto`` yields to ``fd``, updating ``hasher``; return the bytes moved.
 
-    ``limit`` stops after that many bytes (a body that may not be trusted to end);
-    ``stop(moved)``, asked after every chunk, ends the copy early when it says so. Large
-    copies hash on a second thread (receiving, writing and hashing all release the GIL), with
-    :data:`BUFFERS` buffers in flight; it is joined before this returns or raises, so
-    ``hasher`` always holds exactly the bytes moved.
+    Stops after ``limit`` bytes, or when ``stop(moved)`` says so. Large copies hash on a
+    second thread (:data:`BUFFERS` buffers in flight), joined before this returns or raises,
+    so ``hasher`` always holds exactly the bytes moved.
     """
     if limit is not None and limit <= THREAD_MIN:
         buf = bytearray(size)

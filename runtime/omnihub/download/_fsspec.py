@@ -1,30 +1,18 @@
 """Object stores as download sources, through fsspec: ``s3://``, ``gs://``, ``az://``, ...
 
-:func:`open_object` opens the object of a configured mirror URL for reading and says what it
-is: its size and its validators (ETag, last-modified time) in the form the resume record
-keeps for HTTP (``{"ETag": ..., "Last-Modified": ...}``), taken from the details the open
-file itself reads with, so a later range read and the record agree. The caller seeks to the
-resume offset and copies with :meth:`Opened.readinto`. Reads go through the implementation's
-buffered file (:data:`BLOCK_SIZE` bytes per ranged GET, the next block fetched in the
-background), so memory stays bounded whatever the object's size.
-
-An object replaced while it is read is reported as :class:`Expired`: s3fs sends ``If-Match``
-with the ETag it opened and raises ``FileExpired`` on the 412; for other implementations
-:func:`changed` compares the validators again after the copy. Either way the caller starts
-over instead of publishing a mixture of two objects.
-
-Errors name the (redacted) URL: a missing object is
-:class:`~omnihub.errors.ModelNotFoundError` (so the next mirror is tried), refused
-credentials or an unreachable store :class:`~omnihub.errors.DownloadError`, a missing
-implementation :class:`~omnihub.errors.ConfigurationError` naming the package. Credentials
-come from the implementation's own chain and never appear in a message.
+:func:`open_object` opens a mirror's object and says its size and validators (ETag,
+modification time, as the resume record keeps them for HTTP), from the details the open
+file reads with. Reads go through the implementation's buffered file (:data:`BLOCK_SIZE` per
+ranged GET, the next block fetched in the background), so memory stays bounded. An object
+replaced while it is read raises :class:`Expired` (s3fs's If-Match 412) or shows in
+:func:`changed`; the caller then starts over. Errors name the redacted URL; credentials come
+from the implementation's own chain.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 from omnihub.errors import DownloadError, ModelNotFoundError
@@ -35,9 +23,7 @@ __all__ = ["BLOCK_SIZE", "Expired", "Opened", "changed", "open_object"]
 
 #: Bytes fetched per ranged read of the object (one GET on S3).
 BLOCK_SIZE = 32 << 20
-#: fsspec's cache that fetches the next block on a worker thread while this one is copied
-#: (network and disk overlap); with two blocks kept, at most three are in memory. The file's
-#: close() joins the worker.
+#: fsspec's cache fetching the next block on a worker thread (at most three in memory).
 CACHE = "background"
 
 
@@ -64,19 +50,12 @@ def _validators(details: Mapping[str, Any]) -> dict[str, str]:
 
 
 class Opened:
-    """An object open for reading: ``size``, ``validators``, ``seek``, ``readinto``, ``close``."""
+    """An object open for reading: ``size``, ``validators``, ``stream``, ``readinto``."""
 
     def __init__(self, url: str, fs: Any, path: str, stream: Any, details: Mapping[str, Any]):
-        self.url = url
-        self.fs = fs
-        self.path = path
-        self.stream = stream
+        self.url, self.fs, self.path, self.stream = url, fs, path, stream
         self.size = int(details["size"])
         self.validators = _validators(details)
-
-    def seek(self, offset: int) -> None:
-        """Position the next read at byte ``offset``."""
-        self.stream.seek(offset)
 
     def readinto(self, view: memoryview) -> int:
         """Read into ``view``; :class:`Expired` when the object changed since it was opened."""
@@ -92,14 +71,6 @@ class Opened:
         with contextlib.suppress(Exception):
             self.stream.close()
 
-    def __enter__(self) -> Opened:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
 
 def _refused(url: str, label: str, exc: BaseException) -> DownloadError:
     scheme = url.partition("://")[0].lower()
@@ -111,13 +82,8 @@ def _refused(url: str, label: str, exc: BaseException) -> DownloadError:
 
 
 def open_object(url: str, label: str) -> Opened:
-    """Open the object at ``url`` (a configured mirror's model URL) for reading.
-
-    Raises :class:`~omnihub.errors.ModelNotFoundError` when there is no such object,
-    :class:`~omnihub.errors.DownloadError` when access is refused or the store cannot be
-    reached, :class:`~omnihub.errors.ConfigurationError` when the protocol's implementation
-    is not installed.
-    """
+    """Open the object at ``url``: ModelNotFoundError when there is none, DownloadError when
+    access is refused or the store unreachable, ConfigurationError without the package."""
     fs, path = filesystem(plain_url(url), label)
     shown = redact_url(url)
     try:

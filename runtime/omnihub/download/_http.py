@@ -1,22 +1,16 @@
 """HTTP for downloads: one session per process, retries, trust, and the redirect policy.
 
-- One :class:`requests.Session` per process (per retry setting), reused by every download
-  and every parallel segment, so TLS sessions, connections and the CA bundle are loaded once.
-  A forked child starts with none (sockets must not be shared across processes).
-- urllib3 :class:`~urllib3.util.Retry` retries what fails before a body arrives: connection
-  errors, read errors before the headers, 408/429/5xx, honouring ``Retry-After`` up to
-  ``OMNIHUB_RETRY_AFTER_MAX`` (a longer one is answered at once, as an error).
-- Trust (:mod:`omnihub.trust`): ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``SSL_CERT_FILE``
-  or ``SSL_CERT_DIR`` (first set wins), else the OS trust store plus certifi when
-  ``truststore`` is installed (``OMNIHUB_TRUSTSTORE``), else certifi's bundle; proxies from
-  ``HTTPS_PROXY``/``NO_PROXY``.
-- Liveness: a response's headers must be complete within ``OMNIHUB_RATE_WINDOW`` seconds
-  (a watchdog shuts the socket of a connection that drips them), and a body must average
-  ``OMNIHUB_MIN_RATE`` bytes/s over every window and end within ``OMNIHUB_ATTEMPT_DEADLINE``
-  (:class:`Pace`); a per-read timeout alone never ends a server sending a byte a second.
-- Redirects are followed here, one hop at a time, so the transport policy
-  (:func:`omnihub.urls.check_remote_url`) applies to every hop and private headers
-  (``Authorization``) never leave the first origin.
+- One :class:`requests.Session` per process and retry setting, shared by every download and
+  segment (TLS sessions, connections and the CA bundle loaded once); none across fork().
+- urllib3 :class:`~urllib3.util.Retry` retries what fails before a body (connection errors,
+  408/429/5xx), honouring ``Retry-After`` up to ``OMNIHUB_RETRY_AFTER_MAX``.
+- Trust (:mod:`omnihub.trust`): the first of :data:`CA_VARIABLES` set, else the OS trust
+  store plus certifi when ``truststore`` is installed (``OMNIHUB_TRUSTSTORE``), else certifi;
+  proxies from the environment.
+- A response's headers must be complete within ``OMNIHUB_RATE_WINDOW``, directly or through
+  a proxy: the caller's watchdog (``timer``) shuts the socket of a connection that drips them.
+- Redirects are followed one hop at a time under the transport policy
+  (:func:`omnihub.urls.check_remote_url`); private headers never leave the first origin.
 """
 
 from __future__ import annotations
@@ -49,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CA_VARIABLES",
     "MAX_REDIRECTS",
-    "Pace",
+    "After",
     "TooSlow",
     "Transient",
     "backoff",
@@ -70,6 +64,8 @@ _RETRY_STATUS = frozenset({408, 429, *range(500, 600)})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "omnihub/0.1"
 
+#: ``after(seconds, fn)`` calls ``fn`` later on a watchdog thread and returns its cancel.
+After = Callable[[float, Callable[[], object]], Callable[[], None]]
 #: Every wait between attempts goes through here (tests replace it to observe backoff).
 pause: Callable[[float], None] = time.sleep
 
@@ -82,94 +78,49 @@ class TooSlow(Transient):
     """A transfer broke the minimum-progress rule or its attempt's deadline."""
 
 
-class Pace:
-    """The minimum-progress rule and deadline of one attempt, asked after every read.
+class _Headers:
+    """One :func:`get`'s header deadline: a connection that drips its status line and headers
+    past ``seconds`` has its socket shut from the watchdog thread (``after``)."""
 
-    Raises :class:`TooSlow` when fewer than ``min_rate * window`` bytes arrived in the last
-    full window, or when ``deadline`` seconds passed since the attempt began (0 disables
-    either rule). Thread-safe: parallel segments share one pace (their sum is the rate).
-    """
+    def __init__(self, after: After, seconds: float) -> None:
+        self.after, self.seconds, self.late = after, seconds, False
 
-    def __init__(self, config: Config) -> None:
-        self.min_rate = config.min_rate
-        self.window = config.rate_window
-        self.deadline = config.attempt_deadline
-        self.started = self.window_start = time.monotonic()
-        self.in_window = 0
-        self._lock = threading.Lock()
+    def arm(self, sock: socket.socket) -> Callable[[], None]:
+        def expire() -> None:
+            self.late = True
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
-    def __call__(self, n: int) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self.in_window += n
-            if self.deadline and now - self.started > self.deadline:
-                raise TooSlow(
-                    f"the attempt took more than OMNIHUB_ATTEMPT_DEADLINE={self.deadline:g} s"
-                )
-            if self.window and now - self.window_start >= self.window:
-                got, self.in_window, self.window_start = self.in_window, 0, now
-                if self.min_rate and got < self.min_rate * self.window:
-                    raise TooSlow(
-                        f"only {got} bytes in {self.window:g} s, less than "
-                        f"OMNIHUB_MIN_RATE={self.min_rate} bytes/s (OMNIHUB_RATE_WINDOW)"
-                    )
-
-    def wrap(self, readinto: Callable[[memoryview], int | None]) -> Callable[[memoryview], int]:
-        """``readinto`` that applies this pace after every read."""
-
-        def paced(view: memoryview) -> int:
-            n = readinto(view) or 0
-            self(n)
-            return n
-
-        return paced
+        return self.after(self.seconds, expire)
 
 
-_headers_late = threading.local()
-
-
-def _expire(sock: Any, conn: Any) -> None:
-    """The header watchdog fired: wake the blocked read by shutting the socket."""
-    conn.headers_late = True
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+_current = threading.local()  # .headers: the _Headers of the get() running in this thread
 
 
 class _HeaderDeadline:
-    """Mixed into urllib3's connections: ``getresponse`` (reading the status line and
-    headers) must finish within :attr:`header_deadline` seconds, however slowly they drip."""
-
-    header_deadline = 0.0
-    headers_late = False
+    """Mixed into urllib3's connections: ``getresponse`` (the status line and headers) runs
+    under the current :func:`get`'s header deadline."""
 
     def getresponse(self) -> Any:
+        headers: _Headers | None = getattr(_current, "headers", None)
         sock = getattr(self, "sock", None)
-        timer = None
-        if self.header_deadline > 0 and sock is not None:
-            timer = threading.Timer(self.header_deadline, _expire, (sock, self))
-            timer.daemon = True
-            timer.start()
+        cancel = headers.arm(sock) if headers is not None and sock is not None else None
         try:
             return super().getresponse()  # type: ignore[misc]
         finally:
-            if timer is not None:
-                timer.cancel()
-                timer.join()  # no thread of ours outlives the request
-            if self.headers_late:
-                self.headers_late = False
-                _headers_late.flag = True
+            if cancel is not None:
+                cancel()
 
 
-def _paced_adapter(retry: Retry, header_deadline: float, context: ssl.SSLContext | None) -> Any:
-    """An HTTPAdapter whose connections enforce ``header_deadline`` and verify with
-    ``context`` when given (direct and through a proxy)."""
+def _adapter(retry: Retry, context: ssl.SSLContext | None) -> Any:
+    """An HTTPAdapter whose connections, direct or through a proxy, keep the header deadline
+    and verify with ``context`` when given."""
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    extra = {"header_deadline": header_deadline}
-    http_conn = type("_Conn", (_HeaderDeadline, HTTPConnection), dict(extra))
-    https_conn = type("_TLSConn", (_HeaderDeadline, HTTPSConnection), dict(extra))
+    http_conn = type("_Conn", (_HeaderDeadline, HTTPConnection), {})
+    https_conn = type("_TLSConn", (_HeaderDeadline, HTTPSConnection), {})
     pools = {
         "http": type("_Pool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
         "https": type("_TLSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
@@ -185,7 +136,10 @@ def _paced_adapter(retry: Retry, header_deadline: float, context: ssl.SSLContext
         def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
             if context is not None:
                 kwargs.setdefault("ssl_context", context)
-            return super().proxy_manager_for(proxy, **kwargs)
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            if not proxy.lower().startswith("socks"):  # SOCKS pools are the SOCKS manager's
+                manager.pool_classes_by_scheme = pools
+            return manager
 
         def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
             super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
@@ -253,14 +207,7 @@ def session(config: Config) -> requests.Session:
     import requests
 
     chosen = trust.current()
-    key = (
-        chosen,
-        config.retries,
-        config.backoff,
-        config.backoff_max,
-        config.retry_after_max,
-        config.rate_window,
-    )
+    key = (chosen, config.retries, config.backoff, config.backoff_max, config.retry_after_max)
     with _sessions_lock:
         found = _sessions.get(key)
         if found is not None:
@@ -277,7 +224,7 @@ def session(config: Config) -> requests.Session:
             raise_on_redirect=False,
         )
         retry.limit = config.retry_after_max
-        adapter = _paced_adapter(retry, config.rate_window, chosen.context)
+        adapter = _adapter(retry, chosen.context)
         made = requests.Session()
         made.headers["User-Agent"] = _USER_AGENT
         made.mount("https://", adapter)
@@ -306,9 +253,16 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
 
 
 def get(
-    url: str, headers: Mapping[str, str], private: Mapping[str, str], config: Config, label: str
+    url: str,
+    headers: Mapping[str, str],
+    private: Mapping[str, str],
+    config: Config,
+    label: str,
+    *,
+    timer: After,
 ) -> requests.Response:
-    """GET ``url`` (streamed), following redirects under the transport policy.
+    """GET ``url`` (streamed), following redirects under the transport policy; each
+    response's headers must arrive within ``config.rate_window`` (armed through ``timer``).
 
     Returns a 200/206 response. Raises :class:`~omnihub.errors.ModelNotFoundError` (404/410),
     :class:`~omnihub.errors.DownloadError` (401/403, TLS, other statuses, retries exhausted)
@@ -324,7 +278,8 @@ def get(
     for _ in range(MAX_REDIRECTS + 1):
         check_remote_url(current, allow_http=config.allow_http, allow_file=False)
         sent = {**headers, **private} if _origin(current) == origin else dict(headers)
-        _headers_late.flag = False
+        deadline = _Headers(timer, config.rate_window) if config.rate_window > 0 else None
+        _current.headers = deadline
         try:
             response = http.get(
                 current,
@@ -339,7 +294,7 @@ def get(
         except (requests.exceptions.ProxyError, requests.exceptions.InvalidProxyURL) as exc:
             raise trust.proxy_error(label, current, exc, config.retries + 1) from None
         except requests.ConnectionError as exc:
-            if getattr(_headers_late, "flag", False):
+            if deadline is not None and deadline.late:
                 raise DownloadError(
                     f"{label}: {redact_url(current)} did not finish sending its response "
                     f"headers within OMNIHUB_RATE_WINDOW={config.rate_window:g} s "
@@ -351,6 +306,8 @@ def get(
             ) from None
         except requests.Timeout as exc:
             raise Transient(f"{type(exc).__name__} fetching {redact_url(current)}") from None
+        finally:
+            _current.headers = None
         status = response.status_code
         if status in _REDIRECTS and "Location" in response.headers:
             response.close()
@@ -359,25 +316,30 @@ def get(
         if status in (200, 206, 416):
             return response
         response.close()
-        shown = redact_url(current)
-        if status in (404, 410):
-            raise ModelNotFoundError(f"{label}: {shown} answered HTTP {status} (not found)")
-        if status in (401, 403):
-            raise DownloadError(f"{label}: {shown} answered HTTP {status} (access denied)")
-        if status in _RETRY_STATUS:
-            after = response.headers.get("Retry-After", "").strip()
-            why = f" (after {config.retries + 1} attempts)"
-            if after.isdigit() and float(after) > config.retry_after_max:
-                why = (
-                    f" asking to retry after {after} s, more than "
-                    f"OMNIHUB_RETRY_AFTER_MAX={config.retry_after_max:.0f}"
-                )
-            raise DownloadError(f"{label}: {shown} answered HTTP {status}{why}")
-        raise DownloadError(f"{label}: {shown} answered unexpected HTTP {status}")
+        raise _status_error(response, redact_url(current), label, config)
     raise DownloadError(
         f"{label}: too many redirects (more than {MAX_REDIRECTS}) fetching {redact_url(url)}; "
         f"last location {redact_url(current)}"
     )
+
+
+def _status_error(response: requests.Response, shown: str, label: str, config: Config) -> Exception:
+    """The error for a final status other than 200/206/416."""
+    status = response.status_code
+    if status in (404, 410):
+        return ModelNotFoundError(f"{label}: {shown} answered HTTP {status} (not found)")
+    if status in (401, 403):
+        return DownloadError(f"{label}: {shown} answered HTTP {status} (access denied)")
+    if status not in _RETRY_STATUS:
+        return DownloadError(f"{label}: {shown} answered unexpected HTTP {status}")
+    after = response.headers.get("Retry-After", "").strip()
+    why = f" (after {config.retries + 1} attempts)"
+    if after.isdigit() and float(after) > config.retry_after_max:
+        why = (
+            f" asking to retry after {after} s, more than "
+            f"OMNIHUB_RETRY_AFTER_MAX={config.retry_after_max:.0f}"
+        )
+    return DownloadError(f"{label}: {shown} answered HTTP {status}{why}")
 
 
 def content_range(value: str | None) -> tuple[int, int | None] | None:

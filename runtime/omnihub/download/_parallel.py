@@ -1,16 +1,10 @@
-"""Parallel ranged downloads: N connections, each filling its own segment of one file.
+"""Parallel ranged downloads: N connections, each ``pwrite``-ing its segment of one file.
 
-Worth it only where one stream is slow (per-connection rate limits): :class:`Switch` decides
--- after a sustained window, not on TCP slow start -- or the user asks
-(``OMNIHUB_CONNECTIONS``). The partial is sized to the whole file and each segment is written
-at its offset with ``pwrite``. sha256 stays exact: a hashing thread follows the contiguous
-prefix of finished bytes, reading them back in order. Progress is saved (``save``) twice a
-second and at the end, so a later attempt asks only for what each segment still misses.
-
-:func:`run` knows nothing of HTTP: ``open_range(start, end)`` returns a body positioned at
-``start`` with ``readinto(view)`` and ``close()``. Every thread it starts is stopped and
-joined before it returns or raises -- whatever is raised, KeyboardInterrupt included -- so
-no thread of ours writes into a descriptor after the caller closed it.
+Used when one stream stays slow after a sustained window (:class:`Switch`), or when asked
+(``OMNIHUB_CONNECTIONS``). A hashing thread follows the contiguous prefix of written bytes
+in order, so sha256 stays exact; progress is saved twice a second, so a later attempt asks
+only for what each segment misses. :func:`run` knows nothing of HTTP (``open_range``) and
+joins every thread it starts before it returns or raises, KeyboardInterrupt included.
 """
 
 from __future__ import annotations
@@ -71,11 +65,9 @@ class SegmentFailed(Exception):
 
 
 class Switch:
-    """Asked after every chunk of a single stream: go parallel now? (once)
-
-    Yes at once when the user asked for connections; else yes only if, after
-    :data:`WINDOW_SECONDS`, the stream still runs below :data:`PARALLEL_BELOW`.
-    """
+    """Asked after every chunk of a single stream: go parallel now? At once when the user
+    asked for connections, else when after :data:`WINDOW_SECONDS` it is below
+    :data:`PARALLEL_BELOW`."""
 
     def __init__(self, *, asked: bool) -> None:
         self.asked = asked
@@ -138,13 +130,12 @@ class _Run:
     def segment(
         self,
         seg: Segment,
-        body: Body | None,
         open_range: Callable[[int, int], Body],
         progress: Callable[[int], object],
     ) -> None:
+        body = None
         try:
-            if body is None:
-                body = open_range(seg.position, seg.end - 1)
+            body = open_range(seg.position, seg.end - 1)
             with self.lock:
                 self.bodies.append(body)
             buf = bytearray(min(_BUFFER, seg.end - seg.position))
@@ -200,34 +191,26 @@ def run(
     total: int,
     *,
     open_range: Callable[[int, int], Body],
-    first: Body | None = None,
     progress: Callable[[int], object] = lambda n: None,
     save: Callable[[list[Segment]], None] = lambda s: None,
-    hasher: Any = None,
-    hashed: int = 0,
 ) -> Any:
-    """Fill every segment of ``fd``; return the sha256 hasher of the whole file.
-
-    ``first``, if given, is a body already positioned at ``segments[0].position``;
-    ``hasher``, if given, already holds the first ``hashed`` bytes. Raises
-    :class:`SegmentFailed` (after saving the progress) when a segment fails.
-    """
+    """Fill every segment of ``fd``; return the sha256 hasher of the whole file (the bytes
+    already done are read back in order). Raises :class:`SegmentFailed` (after saving the
+    progress) when a segment fails."""
     state = _Run(fd, segments, total)
-    if hasher is not None:
-        state.hasher, state.hashed = hasher, hashed
-    work = [(seg, first if i == 0 else None) for i, seg in enumerate(segments)]
     threads = [threading.Thread(target=state.hash_prefix, name="omnihub-hash", daemon=True)]
     threads += [
         threading.Thread(
             target=state.segment,
-            args=(seg, body, open_range, progress),
+            args=(seg, open_range, progress),
             name=f"omnihub-segment-{i}",
             daemon=True,
         )
-        for i, (seg, body) in enumerate(work)
-        if body is not None or not seg.complete  # a complete one only closes its body
+        for i, seg in enumerate(segments)
+        if not seg.complete
     ]
     try:
+        save(segments)
         for thread in threads:
             thread.start()
         for thread in threads[1:]:

@@ -1,13 +1,9 @@
 """The partial file of a download (``<file>.incomplete``) and its resume record.
 
-The resume record (``<file>.incomplete.json``) holds the URL, the validators the server sent
-(ETag / Last-Modified), the total size and, for a parallel download, each segment's
-progress. A later attempt resumes only if the URL matches and a strong validator exists,
-and accepts the server's answer only if its validators equal the saved ones.
-
-The partial is never opened through a symlink planted at its name, the record is written
-with :func:`omnihub.cache.atomic_write_text`, and a disk error becomes
-:class:`~omnihub.errors.WriteError` with the partial removed.
+The record (``<file>.incomplete.json``: URL, ETag / Last-Modified, total size, parallel
+segments' progress) allows a resume only for the same URL with a strong validator, and the
+server's answer is accepted only with the saved validators. The partial is never opened
+through a symlink; a disk error becomes :class:`~omnihub.errors.WriteError`, partial removed.
 """
 
 from __future__ import annotations
@@ -45,10 +41,8 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0) | getattr(
 
 @attrs.frozen
 class Resume:
-    """What a later attempt needs to continue a partial download of ``url``.
-
-    ``segments`` is ``[(start, end, done), ...]`` for a parallel download, else empty.
-    """
+    """What a later attempt needs to continue ``url``; ``segments`` holds
+    ``(start, end, done)`` per parallel segment."""
 
     url: str
     etag: str | None = None
@@ -70,8 +64,8 @@ class Resume:
         return self.last_modified or None
 
     def matches(self, headers: Mapping[str, str]) -> bool:
-        """True if a ranged response's validators are the saved ones (a server that ignores
-        ``If-Range`` sends a range of a changed file with new validators)."""
+        """Whether a ranged response's validators are the saved ones (a server ignoring
+        ``If-Range`` sends a range of a changed file with new ones)."""
         for saved, name in ((self.etag, "ETag"), (self.last_modified, "Last-Modified")):
             sent = headers.get(name)
             if saved and sent and sent != saved:
@@ -106,11 +100,14 @@ def load(partial: Path, url: str) -> Resume | None:
     return record
 
 
-def save(partial: Path, record: Resume) -> None:
-    """Write the resume record beside ``partial`` (best effort: a lost record costs a
-    restart, never a wrong file)."""
-    with contextlib.suppress(OSError):
+def save(partial: Path, record: Resume) -> bool:
+    """Write the resume record; False if it could not be (a lost record costs a restart,
+    never a wrong file)."""
+    try:
         atomic_write_text(resume_path(partial), json.dumps(attrs.asdict(record)))
+    except OSError:
+        return False
+    return True
 
 
 def discard(partial: Path) -> None:
@@ -127,9 +124,8 @@ def discard_record(partial: Path) -> None:
 
 
 def open_partial(partial: Path, *, append: bool, mode: int = 0o644) -> int:
-    """A write descriptor on the partial; a fresh one replaces whatever was at its name
-    (created exclusively, so a symlink planted there is never followed). ``mode`` (less the
-    umask) narrows who may read it: a copy of a private file stays private."""
+    """A write descriptor on the partial; a fresh one is created exclusively (a planted
+    symlink is never followed), readable by no more than ``mode`` allows."""
     flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW
     if append:
         flags |= os.O_APPEND
