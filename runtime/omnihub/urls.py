@@ -10,6 +10,7 @@ returns ``x`` exactly for any valid name, including ones with spaces, ``%`` or `
 
 from __future__ import annotations
 
+import functools
 from pathlib import PurePath
 from urllib.parse import quote, unquote, urlsplit
 
@@ -287,6 +288,11 @@ def check_remote_url(url: str, *, allow_http: bool, allow_file: bool, what: str 
     decision is taken on the host urllib3 will actually connect to, and must agree with
     :func:`urllib.parse.urlsplit`'s.
     """
+    return _check_remote_url(url, allow_http, allow_file, what)
+
+
+@functools.lru_cache(maxsize=1024)  # pure, and one fetch checks the same URL three times
+def _check_remote_url(url: str, allow_http: bool, allow_file: bool, what: str) -> str:
     problem = ambiguity(url)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
