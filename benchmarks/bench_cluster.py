@@ -12,14 +12,16 @@ Run from the repository root (writes its section of docs/benchmarks.md)::
 - ``cluster_32_nodes_nginx``: 32 processes with 32 separate homes run ``omnihub download``
   at once against docs/cluster.md's nginx cache (cold), in front of an origin that paces its
   responses like a WAN (:class:`benchmarks.servers.PacedOrigin`: ``WAN``, 20 MiB/s per
-  connection and 20 MiB/s in all); wall to the last exit, against one node alone through a
-  cold cache. Target (issue 17): ratio <= 1.5, and the origin sent the file's bytes once.
+  connection and 20 MiB/s in all), the nodes set up as docs/cluster.md says for such a link
+  (``OMNIHUB_CONNECTIONS=1``); wall to the last exit, against one node alone through a cold
+  cache. Target (issue 17): ratio <= 1.5, and the origin sent the file's bytes once.
 - ``cluster_32_nodes_cold_cache_cost``: measured in the same rounds, 32 nodes through a warm
   cache (the fan-out alone: on one host, 32 x the file received, hashed, written and fsynced
   by processes sharing its cores -- work a real cluster does on 32 machines at once); per
   round cold - warm is what the cold cache adds. Target: at most half of one node's download.
-- Both again with the WAN the line was first measured with (``_per_connection_limit_only``:
-  no total limit, so one node's parallel segments are not origin-bound).
+- Both again (``SETUPS``) with the nodes' default connections (``_default_connections``) and
+  with the WAN the line was first measured with (``_per_connection_limit_only``: no total
+  limit, so one node's parallel segments are not origin-bound).
 
 The mirror's rounds alternate which side goes first, the nodes' rotate the three runs;
 medians with every sample in the notes.
@@ -37,7 +39,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import requests
 
@@ -47,9 +48,6 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``test
 from benchmarks.harness import Result, Target, format_line, median
 from benchmarks.servers import PacedOrigin, ensure_tools
 from benchmarks.workload import REPO, TestFile, remove, scratch_dir, test_file
-
-if TYPE_CHECKING:
-    from tests.cluster.proxy import CachingProxy
 
 __all__ = ["main", "mirror_s3", "nodes_behind_nginx"]
 
@@ -237,7 +235,37 @@ def _spread(values: list[float]) -> str:
     return f"{median(values):.2f} s [{min(values):.2f}-{max(values):.2f}] ({_samples(values)})"
 
 
-def nodes_behind_nginx(mib: int, rounds: int, wan: Wan, suffix: str = "") -> list[Result]:
+@dataclass(frozen=True)
+class NodesSetup:
+    """One configuration of the nodes benchmark: the WAN, the nodes' ``OMNIHUB_CONNECTIONS``
+    (None: omnihub's default) and the suffix of its lines' names."""
+
+    wan: Wan
+    connections: int | None
+    suffix: str
+
+    def describe(self) -> str:
+        """The setting as the notes state it."""
+        nodes = (
+            "the nodes with omnihub's default connections (8 parallel segments once a stream "
+            "runs below 32 MiB/s for 2 s)"
+            if self.connections is None
+            else f"the nodes with OMNIHUB_CONNECTIONS={self.connections} (docs/cluster.md)"
+        )
+        return f"origin {self.wan.describe()} (benchmarks.servers.PacedOrigin); {nodes}"
+
+
+#: The issue's line: a site whose link is the limit, nodes set up as docs/cluster.md says for
+#: that case (one connection each, so nginx fetches the pieces in order); then the same WAN
+#: with the nodes' default connections, and the WAN the line was first measured with.
+SETUPS = (
+    NodesSetup(WAN, 1, ""),
+    NodesSetup(WAN, None, "_default_connections"),
+    NodesSetup(WAN_PER_CONNECTION_ONLY, None, "_per_connection_limit_only"),
+)
+
+
+def nodes_behind_nginx(mib: int, rounds: int, setup: NodesSetup) -> list[Result]:
     """32 nodes through docs/cluster.md's nginx cache, cold and warm, against one node.
 
     Every round runs the three, in an order that rotates from round to round: 32 nodes
@@ -256,6 +284,8 @@ def nodes_behind_nginx(mib: int, rounds: int, wan: Wan, suffix: str = "") -> lis
     uri = f"/zoo/onnx/{test.name}"
     site = work / "site"
     name = _catalog(site, test)
+    wan, suffix = setup.wan, setup.suffix
+    extra = {} if setup.connections is None else {"OMNIHUB_CONNECTIONS": str(setup.connections)}
     origin = PacedOrigin(root, wan.per_connection, wan.link).start()
     served: dict[str, list[int]] = {"cold": [], "one": [], "warm": []}
     walls: dict[str, list[float]] = {"cold": [], "one": [], "warm": []}
@@ -273,7 +303,10 @@ def nodes_behind_nginx(mib: int, rounds: int, wan: Wan, suffix: str = "") -> lis
                         for _ in got.iter_content(_MiB):
                             pass
                 mark = len(origin.entries())
-                wall = _release_nodes(name, [tmp / f"node{i}" for i in range(count)], site, proxy)
+                homes = [tmp / f"node{i}" for i in range(count)]
+                wall = _release_nodes(
+                    name, homes, _env(site, OMNIHUB_URL=f"{proxy.url}/zoo", **extra)
+                )
             finally:
                 proxy.stop()
             served[kind].append(sum(e.body_bytes for e in origin.entries()[mark:] if e.uri == uri))
@@ -298,7 +331,7 @@ def nodes_behind_nginx(mib: int, rounds: int, wan: Wan, suffix: str = "") -> lis
         + f"; per warm run: {'/'.join(str(b) for b in served['warm'])}"
     )
     setting = (
-        f"{mib} MiB; origin {wan.describe()} (benchmarks.servers.PacedOrigin); docs/cluster.md's "
+        f"{mib} MiB; {setup.describe()}; docs/cluster.md's "
         f"nginx block as the cache, fresh for every run; {NODES} processes with separate homes "
         f"import omnihub, then run `omnihub download` when released together; wall from the "
         f"release to the last exit; {rounds} rounds, the order rotating; median [min-max] "
@@ -335,9 +368,8 @@ def nodes_behind_nginx(mib: int, rounds: int, wan: Wan, suffix: str = "") -> lis
     ]
 
 
-def _release_nodes(name: str, homes: list[Path], site: Path, proxy: CachingProxy) -> float:
+def _release_nodes(name: str, homes: list[Path], env: dict[str, str]) -> float:
     """Start one node per home, wait until all are ready, release them; wall to the last exit."""
-    env = _env(site, OMNIHUB_URL=f"{proxy.url}/zoo")
     nodes = [
         subprocess.Popen(
             [sys.executable, "-c", _NODE, name],
@@ -459,8 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(mirror_s3(mirror_mib, rounds))
         print(format_line(results[-1]), flush=True)
     if args.only in (None, "nodes"):
-        for wan, suffix in ((WAN, ""), (WAN_PER_CONNECTION_ONLY, "_per_connection_limit_only")):
-            for result in nodes_behind_nginx(nodes_mib, rounds, wan, suffix):
+        for setup in SETUPS:
+            for result in nodes_behind_nginx(nodes_mib, rounds, setup):
                 results.append(result)
                 print(format_line(result), flush=True)
     if not args.no_report:
