@@ -487,6 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes-mib", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--only", choices=("mirror", "nodes"), default=None)
+    parser.add_argument(
+        "--setup",
+        action="append",
+        choices=[setup.suffix.lstrip("_") or "main" for setup in SETUPS],
+        help="only these node set-ups (repeatable; default: all)",
+    )
     parser.add_argument("--no-report", action="store_true", help="do not edit docs/benchmarks.md")
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 5)
@@ -498,7 +504,12 @@ def main(argv: list[str] | None = None) -> int:
         results.append(mirror_s3(mirror_mib, rounds))
         print(format_line(results[-1]), flush=True)
     if args.only in (None, "nodes"):
-        for setup in SETUPS:
+        chosen = [
+            s
+            for s in SETUPS
+            if args.setup is None or (s.suffix.lstrip("_") or "main") in args.setup
+        ]
+        for setup in chosen:
             for result in nodes_behind_nginx(nodes_mib, rounds, setup):
                 results.append(result)
                 print(format_line(result), flush=True)
