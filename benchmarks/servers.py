@@ -4,31 +4,41 @@
 then ``apt-get install -y``). :class:`Nginx` runs a private nginx on 127.0.0.1 with its
 configuration, pid, logs and temp paths in a temporary directory, in the foreground
 (``daemon off; master_process off;`` -- one process we own and stop), serving ``root`` at
-``/full/`` (no limit) and ``/limited/`` (``limit_rate`` per connection).
+``/full/`` (no limit) and ``/limited/`` (``limit_rate`` per connection). :class:`PacedOrigin`
+is a WAN in a thread: ``root`` served at a rate per connection *and* one for all of them
+together (a site's link, or a CDN's allowance per client), which nginx cannot do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 __all__ = [
     "AccessEntry",
     "Nginx",
+    "Pace",
+    "PacedOrigin",
     "ToolError",
     "access_log_entries",
     "ensure_tools",
     "find_tool",
     "nginx_config",
+    "parse_range",
     "wait_listening",
 ]
 
@@ -263,4 +273,187 @@ class Nginx:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.stop()
+
+
+class Pace:
+    """A token bucket shared by threads: :meth:`take` of ``n`` bytes returns when sending
+    them keeps the long-run rate at ``rate`` bytes/s, with at most ``burst`` bytes ahead.
+
+    Reserve-then-sleep: a taker books its bytes at once (the level may go negative) and sleeps
+    off the debt, so concurrent takers are served in turn and their sum is ``rate``.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        if rate <= 0 or burst <= 0:
+            raise ValueError(f"Pace needs a positive rate and burst, not {rate!r}/{burst!r}")
+        self.rate, self.burst = float(rate), burst
+        self._level = float(burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> None:
+        """Block until ``n`` more bytes may go out."""
+        with self._lock:
+            now = time.monotonic()
+            self._level = min(self.burst, self._level + (now - self._last) * self.rate) - n
+            self._last = now
+            debt = -self._level
+        if debt > 0:
+            time.sleep(debt / self.rate)
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+_CHUNK = 128 << 10
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` (end exclusive) of a single ``Range: bytes=a-b`` / ``a-`` / ``-n``
+    header within ``size`` bytes; None for no (or an unparsable) header, which means the whole
+    file; ValueError when the range is unsatisfiable (the caller answers 416)."""
+    found = _RANGE.match(header.strip()) if header else None
+    if found is None:
+        return None
+    first, last = found.groups()
+    if not first:
+        if not last or int(last) == 0:
+            raise ValueError(f"unsatisfiable range {header!r}")
+        return max(0, size - int(last)), size
+    start = int(first)
+    end = min(size, int(last) + 1) if last else size
+    if start >= size or end <= start:
+        raise ValueError(f"unsatisfiable range {header!r} for {size} bytes")
+    return start, end
+
+
+class _PacedHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _PacedServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the origin keeps its own log (:meth:`PacedOrigin.entries`)."""
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _serve(self, *, head: bool) -> None:
+        origin = self.server.origin
+        uri = self.path.split("?", 1)[0]
+        relative = os.path.normpath(uri.lstrip("/"))
+        path = origin.root / relative  # symlinks inside root are followed, ".." is not
+        if relative.startswith((".", "/")) or not path.is_file():
+            self._status(404, uri)
+            return
+        stat = path.stat()
+        etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+        asked = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        try:
+            span = parse_range(asked if if_range in (None, etag) else None, stat.st_size)
+        except ValueError:
+            self._status(416, uri, {"Content-Range": f"bytes */{stat.st_size}"})
+            return
+        start, end = span or (0, stat.st_size)
+        self.send_response(200 if span is None else 206)
+        self.send_header("Content-Length", str(end - start))
+        if span is not None:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{stat.st_size}")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", email.utils.formatdate(stat.st_mtime, usegmt=True))
+        self.end_headers()
+        sent = 0 if head else self._send(path, start, end)
+        origin.log(AccessEntry(uri, 200 if span is None else 206, sent, asked or "-"))
+
+    def _status(self, code: int, uri: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.server.origin.log(AccessEntry(uri, code, 0, self.headers.get("Range") or "-"))
+
+    def _send(self, path: Path, start: int, end: int) -> int:
+        """Send ``[start, end)`` of ``path`` in chunks, each paid for on both paces."""
+        own = Pace(self.server.origin.per_connection, _CHUNK)
+        shared = self.server.origin.link
+        sent = 0
+        with path.open("rb") as body, contextlib.suppress(OSError):
+            while start + sent < end:
+                size = min(_CHUNK, end - start - sent)
+                own.take(size)
+                if shared is not None:
+                    shared.take(size)
+                sent += self.connection.sendfile(body, start + sent, size)
+        return sent
+
+
+class _PacedServer(ThreadingHTTPServer):
+    daemon_threads = True
+    origin: PacedOrigin
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is not an error worth a traceback."""
+
+
+class PacedOrigin:
+    """Files under ``root`` over HTTP/1.1 on 127.0.0.1 at WAN speed (a context manager).
+
+    Every response is paced to ``per_connection`` bytes/s, and all of them together to
+    ``link`` bytes/s when given. Single byte ranges (``Range``, ``If-Range`` against the
+    ETag), ``HEAD``, ETag and Last-Modified as a CDN sends them; one :class:`AccessEntry` per
+    response (body bytes actually sent) in :meth:`entries`.
+    """
+
+    def __init__(self, root: Path, per_connection: float, link: float | None = None) -> None:
+        self.root = root.resolve()
+        self.per_connection = per_connection
+        self.link = None if link is None else Pace(link, _CHUNK)
+        self._entries: list[AccessEntry] = []
+        self._lock = threading.Lock()
+        self._server: _PacedServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>`` (the root is served at ``/``)."""
+        assert self._server is not None, "PacedOrigin is not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def log(self, entry: AccessEntry) -> None:
+        """Record one response (called by the handler threads)."""
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[AccessEntry]:
+        """Every response so far, in the order they finished."""
+        with self._lock:
+            return list(self._entries)
+
+    def start(self) -> PacedOrigin:
+        """Listen on a free loopback port and serve in a daemon thread."""
+        self._server = _PacedServer(("127.0.0.1", 0), _PacedHandler)
+        self._server.origin = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="paced-origin", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (responses in flight are cut); safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> PacedOrigin:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -26,7 +26,7 @@ from tests.runtime.fault_server import Fault, FaultServer
 from tests.runtime.helpers import payload
 
 from .conftest import Cli, node_env
-from .proxy import CachingProxy, find_nginx
+from .proxy import CachingProxy, documented_config, find_nginx
 
 NODES = 32
 
@@ -174,3 +174,110 @@ def test_hub_redirects_are_followed_and_cached_by_nginx(
         assert (home / "onnx" / "w.bin").read_bytes() == data
     _served_once(origin, "/cdn/blobs/w.bin", len(data))
     assert len(origin.requests_for("/hf/org/repo/resolve/main/w.bin")) == 1
+
+
+def test_if_range_is_answered_against_the_origins_validators(
+    cli: Cli, origin: FaultServer, proxy: CachingProxy
+) -> None:
+    """A resume sends ``Range`` + ``If-Range`` (the saved ETag, else Last-Modified): through
+    the slices nginx must answer the range when the validator is the file's, and the whole
+    file when it is another version's, so a node never splices two versions."""
+    data = payload((20 << 20) + 12_345, seed=5)  # two slices
+    _publish(origin, cli, {"validated": data})
+    origin.add("/zoo/onnx/validated.bin", data, etag='"v1"')
+    url = f"{proxy.url}/zoo/onnx/validated.bin"
+    whole = requests.get(url, timeout=60)
+    assert whole.status_code == 200
+    assert whole.content == data
+    etag, modified = whole.headers["ETag"], whole.headers["Last-Modified"]
+    assert etag == '"v1"'  # the origin's validator, kept through the slices
+    assert [r.status for r in origin.requests_for("/zoo/onnx/validated.bin")] == [206, 206]
+    start = 17_000_000  # inside the second slice
+    for validator in (etag, modified):
+        resumed = requests.get(
+            url, headers={"Range": f"bytes={start}-", "If-Range": validator}, timeout=30
+        )
+        assert resumed.status_code == 206, validator
+        assert resumed.headers["X-Cache-Status"] == "HIT"
+        assert resumed.headers["ETag"] == etag
+        assert resumed.content == data[start:]
+    for stale in ('"another-version"', "Thu, 01 Jan 2015 00:00:00 GMT"):
+        restarted = requests.get(
+            url, headers={"Range": f"bytes={start}-", "If-Range": stale}, timeout=30
+        )
+        assert restarted.status_code == 200, stale
+        assert restarted.content == data
+    _served_once(origin, "/zoo/onnx/validated.bin", len(data))
+
+
+def _partial_size(home: Path) -> int:
+    return sum(p.stat().st_size for p in home.rglob("*.incomplete"))
+
+
+def test_a_node_killed_mid_download_resumes_through_the_cache(
+    cli: Cli, origin: FaultServer, proxy: CachingProxy, tmp_path: Path
+) -> None:
+    """A node killed half-way resumes with a ranged request that the cached slices answer;
+    the file is verified and the origin still sends each byte once."""
+    data = payload(40 << 20, seed=6)
+    models = _publish(origin, cli, {"resumed": data})
+    release = threading.Event()
+    # the origin holds the first slice after 12 MiB: the node has a partial and waits
+    origin.fault("/zoo/onnx/resumed.bin", Fault.stall(12 << 20, release))
+    home = tmp_path / "node"
+    [first] = _start_nodes(cli, [home], f"{proxy.url}/zoo", ["resumed"])
+    try:
+        deadline = time.monotonic() + 120
+        while _partial_size(home) < 4 << 20:
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the node wrote no partial"
+            time.sleep(0.05)
+        first.kill()
+        first.communicate()
+    finally:
+        release.set()
+    assert 0 < _partial_size(home) < len(data)
+    second = _start_nodes(cli, [home], f"{proxy.url}/zoo", ["resumed"])
+    _finish(second, 1)
+    cached = (home / "onnx" / "resumed.bin").read_bytes()
+    assert hashlib.sha256(cached).hexdigest() == models["resumed"].sha256
+    # nginx logs a request when it ends: the killed one's line may come after the resume's
+    asked = [line[4] for line in proxy.access_log() if line[0] == "/zoo/onnx/resumed.bin"]
+    assert asked.count('"-"') == 1, asked  # the first attempt; the second asked for ranges
+    resumed = [r for r in asked if r != '"-"']
+    assert resumed, asked
+    assert all(r.startswith('"bytes=') and not r.startswith('"bytes=0-') for r in resumed), asked
+    _served_once(origin, "/zoo/onnx/resumed.bin", len(data))
+
+
+def test_a_lock_timeout_shorter_than_a_piece_sends_waiting_nodes_to_the_origin(
+    cli: Cli, origin: FaultServer, tmp_path: Path
+) -> None:
+    """Why the block sets ``proxy_cache_lock_timeout``: with a timeout shorter than one
+    piece's fetch, the waiting requests go to the origin themselves (uncached)."""
+    data = payload(2 << 20, seed=7)
+    _publish(origin, cli, {"slow": data})
+    release = threading.Event()
+    origin.fault("/zoo/onnx/slow.bin", Fault.stall(1 << 20, release))
+    documented = documented_config()
+    assert "proxy_cache_lock_timeout 10m;" in documented
+    short = documented.replace("proxy_cache_lock_timeout 10m;", "proxy_cache_lock_timeout 1s;")
+    binary = find_nginx()
+    assert binary is not None
+    answers: list[bytes] = []
+
+    def fetch(url: str) -> None:
+        answers.append(requests.get(url, timeout=60).content)
+
+    with CachingProxy(binary, origin.url, tmp_path / "nginx", block=short) as proxy:
+        url = f"{proxy.url}/zoo/onnx/slow.bin"
+        clients = [threading.Thread(target=fetch, args=(url,)) for _ in range(4)]
+        for client in clients:
+            client.start()
+            time.sleep(0.1)  # the first holds the lock; the others wait on it
+        time.sleep(2.5)  # longer than the timeout: the waiters went to the origin
+        release.set()
+        for client in clients:
+            client.join(timeout=60)
+    assert answers == [data] * 4
+    assert len(origin.requests_for("/zoo/onnx/slow.bin")) == 4
