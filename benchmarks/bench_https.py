@@ -133,6 +133,9 @@ from child import wait_at_gate
 from omnihub._enums import Format, Framework, ModelType
 from omnihub.catalog import ModelEntry
 from omnihub.hub import fetch
+# What a fetch imports, before the gate (as bench_cluster's nodes do): the line measures the
+# lock and the one download, not 15 first-call imports competing for this host's 2 cores.
+import filelock, requests, omnihub.locking, omnihub.cache_admin, omnihub.download
 u, f, s, n = json.loads(sys.argv[3])
 e = ModelEntry(name="m", python_name="m", namespace="B", package="b",
                framework=Framework.SAMEDIFF, model_type=ModelType.SAMEDIFF_PIPELINE,
