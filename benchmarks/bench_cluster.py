@@ -12,14 +12,14 @@ Run from the repository root (writes its section of docs/benchmarks.md)::
 - ``cluster_32_nodes_nginx``: 32 processes with 32 separate homes run ``omnihub download``
   at once against docs/cluster.md's nginx cache (cold), in front of an origin that paces its
   responses like a WAN (:class:`benchmarks.servers.PacedOrigin`: ``WAN``, 20 MiB/s per
-  connection and 20 MiB/s in all), the nodes set up as docs/cluster.md says for such a link
-  (``OMNIHUB_CONNECTIONS=1``); wall to the last exit, against one node alone through a cold
-  cache. Target (issue 17): ratio <= 1.5, and the origin sent the file's bytes once.
+  connection and 20 MiB/s in all), the nodes with omnihub's defaults; wall to the last
+  exit, against one node alone through a cold cache. Target (issue 17): ratio <= 1.5, and
+  the origin sent the file's bytes once.
 - ``cluster_32_nodes_cold_cache_cost``: measured in the same rounds, 32 nodes through a warm
   cache (the fan-out alone: on one host, 32 x the file received, hashed, written and fsynced
   by processes sharing its cores -- work a real cluster does on 32 machines at once); per
   round cold - warm is what the cold cache adds. Target: at most half of one node's download.
-- Both again (``SETUPS``) with the nodes' default connections (``_default_connections``) and
+- Both again (``SETUPS``) with one connection per node (``_one_connection``) and
   with the WAN the line was first measured with (``_per_connection_limit_only``: no total
   limit, so one node's parallel segments are not origin-bound).
 
@@ -250,17 +250,17 @@ class NodesSetup:
             "the nodes with omnihub's default connections (8 parallel segments once a stream "
             "runs below 32 MiB/s for 2 s)"
             if self.connections is None
-            else f"the nodes with OMNIHUB_CONNECTIONS={self.connections} (docs/cluster.md)"
+            else f"the nodes with OMNIHUB_CONNECTIONS={self.connections}"
         )
         return f"origin {self.wan.describe()} (benchmarks.servers.PacedOrigin); {nodes}"
 
 
-#: The issue's line: a site whose link is the limit, nodes set up as docs/cluster.md says for
-#: that case (one connection each, so nginx fetches the pieces in order); then the same WAN
-#: with the nodes' default connections, and the WAN the line was first measured with.
+#: The issue's line: a site whose link is the limit, nodes with omnihub's defaults (what
+#: docs/cluster.md recommends); then the same WAN with one connection per node (so nginx
+#: fetches the pieces in order), and the WAN the line was first measured with.
 SETUPS = (
-    NodesSetup(WAN, 1, ""),
-    NodesSetup(WAN, None, "_default_connections"),
+    NodesSetup(WAN, None, ""),
+    NodesSetup(WAN, 1, "_one_connection"),
     NodesSetup(WAN_PER_CONNECTION_ONLY, None, "_per_connection_limit_only"),
 )
 
