@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,46 @@ def test_a_wait_whose_work_is_not_done_takes_the_lock(tmp_path: Path) -> None:
         assert results == []  # it cannot have the lock while we hold it
     thread.join(60)
     assert results == [True]
+
+
+def test_a_waiter_asks_ready_more_often_than_it_tries_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cheap question (was the file published?) is asked every READY_POLL_SECONDS; the
+    lock itself (filelock, ~0.1 ms a try) only on a growing interval up to LOCK_POLL_SECONDS,
+    so 15 waiters notice a publish quickly without taking CPU from the download."""
+    from omnihub import locking
+
+    target = tmp_path / "m.bin"
+    tries: list[int] = []
+    asked: list[int] = []
+    take = locking._take
+
+    def counted_take(path: Path) -> object:
+        tries.append(1)
+        return take(path)
+
+    def ready() -> bool:
+        asked.append(1)
+        return len(asked) >= 40  # "published" after 40 questions
+
+    monkeypatch.setattr(locking, "_take", counted_take)
+    with target_lock(target):
+        results: list[bool] = []
+        thread = threading.Thread(
+            target=lambda: results.extend([_enter(target_lock(target, ready=ready))])
+        )
+        thread.start()
+        thread.join(60)
+    assert results == [False]  # returned on ready(), without the lock
+    assert len(asked) == 40
+    assert len(tries) < len(asked) / 2  # the lock was tried far less often than ready()
+    assert locking.READY_POLL_SECONDS < locking.LOCK_POLL_SECONDS
+
+
+def _enter(manager: AbstractContextManager[bool]) -> bool:
+    with manager as held:
+        return held
 
 
 def test_try_target_lock_says_whether_the_lock_is_free(tmp_path: Path) -> None:
