@@ -75,7 +75,7 @@ class _Job:
 class _Body:
     """An opened body, what :func:`_receive` needs from any source."""
 
-    readinto: Callable[[memoryview], int | None]
+    read: Callable[[int], bytes]
     total: int | None  # the whole file's announced size; None: unknown
     offset: int = 0  # where the body starts (bytes already in the partial)
     record: _partial.Resume | None = None  # kept while it is copied; None: not resumable
@@ -189,10 +189,10 @@ def _receive(job: _Job, body: _Body) -> tuple[Any, int, int]:
     bar = progress_bar(total, offset, job.label, disabled=job.config.disable_progress)
     try:
         moved = _copy.copy(
-            body.readinto,
+            body.read,
             fd,
             hasher,
-            size=_copy.buffer_size(limit),
+            size=_copy.chunk_size(limit),
             limit=limit,
             progress=bar.update if watch is None else lambda n: (bar.update(n), watch.add(n)),
             stop=body.switch,
@@ -287,16 +287,16 @@ def _local(job: _Job) -> tuple[Any, int, int]:
     os.set_blocking(src_fd, True)
     with os.fdopen(src_fd, "rb", buffering=0) as src:
 
-        def readinto(view: memoryview) -> int | None:
+        def read(size: int) -> bytes:
             try:
-                return src.readinto(view)
+                return src.read(size)
             except OSError as exc:
                 _partial.discard(job.partial)
                 raise DownloadError(f"{label}: cannot read {source}: {exc}") from None
 
         # with a catalogue size, the copy stops one byte past it and _verify names both sizes
         total = st.st_size if job.expected_size is None else None
-        return _receive(job, _Body(readinto, total, mode=stat.S_IMODE(st.st_mode)))
+        return _receive(job, _Body(read, total, mode=stat.S_IMODE(st.st_mode)))
 
 
 def _limit(job: _Job, total: int | None, offset: int) -> int:
@@ -393,7 +393,7 @@ def _http_attempt(job: _Job, watch: _watch.Watch) -> tuple[Any, int, int]:
         # an encoded body's Content-Length counts encoded bytes: no bound on the decoded file
         total = offset + int(length) if length.isdigit() and not encoded else None
         record = None if encoded else _partial.Resume.of(job.url, response.headers, total)
-        body = _Body(_readinto(response, encoded), total, offset, record, watch=watch)
+        body = _Body(_reader(response, encoded), total, offset, record, watch=watch)
         if encoded:
             body.encoding = encoding
         elif (
@@ -413,19 +413,17 @@ def _http_attempt(job: _Job, watch: _watch.Watch) -> tuple[Any, int, int]:
             unregister()
 
 
-def _readinto(response: requests.Response, decode: bool) -> Callable[[memoryview], int]:
-    """Fill whole buffers from the body (the watchdog, not a short read, sees a drip); an
-    unrequested encoding is decoded, at most a buffer per read (a bomb is read in pieces)."""
+def _reader(response: requests.Response, decode: bool) -> Callable[[int], bytes]:
+    """Whole chunks of the body (the watchdog, not a short read, sees a drip); an unrequested
+    encoding is decoded, at most a chunk per read (a bomb is read in pieces). Undecoded
+    reads return what arrived before a connection broke (urllib3 raises on the next), so a
+    resume starts at the exact byte."""
     raw = response.raw
-    if not decode:
-        return raw.readinto
 
-    def readinto(view: memoryview) -> int:
-        data = raw.read(len(view), decode_content=True)
-        view[: len(data)] = data
-        return len(data)
+    def read(size: int) -> bytes:
+        return raw.read(size, decode_content=decode)
 
-    return readinto
+    return read
 
 
 def _store_attempt(job: _Job) -> tuple[Any, int, int]:
@@ -448,14 +446,14 @@ def _store_attempt(job: _Job) -> tuple[Any, int, int]:
             offset = 0
         opened.stream.seek(offset)
 
-        def readinto(view: memoryview) -> int:
+        def read(size: int) -> bytes:
             try:
-                return opened.readinto(view)
+                return opened.read(size)
             except _fsspec.Expired as exc:
                 raise _Restart(str(exc)) from None
 
         record = _partial.Resume.of(job.url, opened.validators, total)
-        result = _receive(job, _Body(readinto, total, offset, record))
+        result = _receive(job, _Body(read, total, offset, record))
         if _fsspec.changed(opened):
             raise _Restart(f"{redact_url(job.url)} changed while it was read")
     return result

@@ -1,6 +1,7 @@
 """Copy a byte stream into a file descriptor, hashing each chunk: the one writer of every
-single-stream source. Buffers sized to the file (at most :data:`CHUNK`) are reused; a write
-error is :class:`WriteFailed`, distinct from a read-side error."""
+single-stream source. Each chunk is the ``bytes`` the source returns, written and hashed as
+it is (no copy into a buffer of ours); a write error is :class:`WriteFailed`, distinct from a
+read-side error."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUFFERS", "CHUNK", "THREAD_MIN", "WriteFailed", "buffer_size", "copy"]
+__all__ = ["CHUNK", "IN_FLIGHT", "THREAD_MIN", "WriteFailed", "chunk_size", "copy"]
 
-#: The largest read and write; a smaller file gets a buffer of its own size.
+#: The largest read; a smaller file is read in chunks of its own size.
 CHUNK = 1 << 20
-#: Buffers in flight between the receiving and the hashing thread.
-BUFFERS = 4
+#: Chunks read but not yet hashed, at most (bounds memory while the hash catches up).
+IN_FLIGHT = 4
 #: Copies of at most this many bytes hash in the receiving thread (no thread to start).
 THREAD_MIN = 4 << 20
 _MIN = 64 << 10
@@ -29,13 +30,13 @@ class WriteFailed(Exception):
         self.error = error
 
 
-def buffer_size(left: int | None) -> int:
-    """A buffer for ``left`` more bytes (unknown: the largest)."""
+def chunk_size(left: int | None) -> int:
+    """The read size for ``left`` more bytes (unknown: the largest)."""
     return CHUNK if left is None else max(_MIN, min(CHUNK, left + 1))
 
 
 def copy(
-    readinto: Callable[[memoryview], int | None],
+    read: Callable[[int], bytes],
     fd: int,
     hasher: Any,
     *,
@@ -44,76 +45,54 @@ def copy(
     progress: Callable[[int], object] = lambda n: None,
     stop: Callable[[int], bool] | None = None,
 ) -> int:
-    """Move what ``readinto`` yields to ``fd``, updating ``hasher``; return the bytes moved.
+    """Write what ``read(size)`` yields to ``fd``, updating ``hasher``; return the bytes moved.
 
-    Stops after ``limit`` bytes, or when ``stop(moved)`` says so. Large copies hash on a
-    second thread (:data:`BUFFERS` buffers in flight), joined before this returns or raises,
-    so ``hasher`` always holds exactly the bytes moved.
+    Stops at an empty read, after ``limit`` bytes, or when ``stop(moved)`` says so. Large
+    copies hash on a second thread (at most :data:`IN_FLIGHT` chunks behind), joined before
+    this returns or raises, so ``hasher`` always holds exactly the bytes moved.
     """
     if limit is not None and limit <= THREAD_MIN:
-        buf = bytearray(size)
-
-        def hash_now(used: bytearray, n: int) -> None:
-            hasher.update(memoryview(used)[:n])
-
-        return _pump(readinto, fd, lambda: buf, hash_now, limit=limit, progress=progress, stop=stop)
-    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-    full: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
-    for _ in range(BUFFERS):
-        free.put(bytearray(size))
+        return _pump(read, fd, hasher.update, size=size, limit=limit, progress=progress, stop=stop)
+    chunks: queue.Queue[bytes | None] = queue.Queue(IN_FLIGHT)
 
     def hash_all() -> None:
-        while (item := full.get()) is not None:
-            hasher.update(memoryview(item[0])[: item[1]])
-            free.put(item[0])
+        for chunk in iter(chunks.get, None):
+            hasher.update(chunk)
 
     thread = threading.Thread(target=hash_all, name="omnihub-hash", daemon=True)
     thread.start()
     try:
-        return _pump(
-            readinto,
-            fd,
-            free.get,
-            lambda used, n: full.put((used, n)),
-            limit=limit,
-            progress=progress,
-            stop=stop,
-        )
+        return _pump(read, fd, chunks.put, size=size, limit=limit, progress=progress, stop=stop)
     finally:
-        full.put(None)
+        chunks.put(None)
         thread.join()
 
 
 def _pump(
-    readinto: Callable[[memoryview], int | None],
+    read: Callable[[int], bytes],
     fd: int,
-    take: Callable[[], bytearray],
-    done: Callable[[bytearray, int], object],
+    done: Callable[[bytes], object],
     *,
+    size: int,
     limit: int | None,
     progress: Callable[[int], object],
     stop: Callable[[int], bool] | None,
 ) -> int:
-    """The copy loop: ``take`` a buffer, read into it, write it, hand it to ``done`` (the
-    hash, which gives it back when it is through)."""
+    """The copy loop: read a chunk, write all of it, hand it to ``done`` (the hash)."""
     moved = 0
     while limit is None or moved < limit:
-        buf = take()
-        view = memoryview(buf)
-        n = readinto(view if limit is None else view[: min(len(buf), limit - moved)])
-        if not n:
-            done(buf, 0)  # gives the buffer back
+        data = read(size if limit is None else min(size, limit - moved))
+        if not data:
             break
-        chunk = view[:n]
+        view = memoryview(data)
         try:
-            while chunk:
-                chunk = chunk[os.write(fd, chunk) :]
+            while view:
+                view = view[os.write(fd, view) :]
         except OSError as exc:
-            done(buf, 0)
             raise WriteFailed(exc) from None
-        done(buf, n)
-        moved += n
-        progress(n)
+        done(data)
+        moved += len(data)
+        progress(len(data))
         if stop is not None and stop(moved):
             break
     return moved

@@ -50,22 +50,22 @@ def _validators(details: Mapping[str, Any]) -> dict[str, str]:
 
 
 class Opened:
-    """An object open for reading: ``size``, ``validators``, ``stream``, ``readinto``."""
+    """An object open for reading: ``size``, ``validators``, ``stream``, ``read``."""
 
     def __init__(self, url: str, fs: Any, path: str, stream: Any, details: Mapping[str, Any]):
         self.url, self.fs, self.path, self.stream = url, fs, path, stream
         self.size = int(details["size"])
         self.validators = _validators(details)
 
-    def readinto(self, view: memoryview) -> int:
-        """Read into ``view``; :class:`Expired` when the object changed since it was opened."""
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; :class:`Expired` when the object changed since it was opened."""
         try:
-            n: int = self.stream.readinto(view)
+            data: bytes = self.stream.read(size)
         except Exception as exc:
             if _expired(exc):
                 raise Expired(f"{redact_url(self.url)} changed while it was read") from None
             raise
-        return n
+        return data
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
