@@ -3,7 +3,8 @@
 Every client trusts that certificate the standard way (``SSL_CERT_FILE`` for omnihub,
 ``REQUESTS_CA_BUNDLE`` for plain requests, ``--cacert`` for curl, ``--ca-certificate`` for
 aria2c). Each figure is the median of ``rounds`` interleaved rounds (every method once per
-round, in turn), printed with its spread (min..max). Ours always runs in a fresh child
+round, in turn, each after :func:`benchmarks.workload.warm_memory`), printed with its
+spread (min..max). Ours always runs in a fresh child
 process with its own ``OMNIHUB_HOME``, timed inside the child around ``fetch``.
 
 - single: one large file, ours vs ``curl`` then ``sha256sum`` and vs a requests + hashlib
@@ -35,7 +36,7 @@ from pathlib import Path
 
 from benchmarks.procs import Gate, start, wait_measured
 from benchmarks.servers import find_tool, free_port, nginx_config
-from benchmarks.workload import REPO, child_env, remove, scratch_dir
+from benchmarks.workload import REPO, child_env, remove, scratch_dir, warm_memory
 
 __all__ = ["asking_wall", "main"]
 
@@ -268,6 +269,7 @@ class Bench:
         out: dict[str, list[float]] = {name: [] for name in methods}
         for _ in range(self.rounds):
             for name, method in methods.items():
+                warm_memory(self.work, self.big + (64 << 20))  # what a method may write
                 out[name].append(method())
         return out
 
@@ -412,6 +414,7 @@ class Bench:
                     for _ in range(n)
                 ]  # fmt: skip
                 gate.wait_ready(running, timeout=300)
+                warm_memory(self.work, self.big + (64 << 20))  # after the askers' imports
                 released = gate.release()
             finally:
                 gate.close()

@@ -40,6 +40,7 @@ from benchmarks.workload import (
     Unavailable,
     compiler_command,
     entry_json,
+    warm_memory,
     write_raw_model_spec,
 )
 
@@ -314,3 +315,22 @@ def test_the_convert_section_sits_after_the_modes_and_survives_their_runs() -> N
     assert "ours=0.5s" not in third
     assert "ours=0.75s" in third
     assert "ours=3s" in third
+
+
+def _written() -> int:
+    """Bytes this process passed to write(2) so far (Linux /proc/self/io ``wchar``)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no wchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_warm_memory_writes_what_it_is_asked_and_leaves_nothing(tmp_path: Path) -> None:
+    """The warm-up before each timed method writes at least ``size`` bytes (whole MiB
+    blocks) and removes its scratch file, so no method finds it."""
+    before = sorted(tmp_path.iterdir())
+    start = _written()
+    warm_memory(tmp_path, (3 << 20) + 1)
+    assert 4 << 20 <= _written() - start < 5 << 20
+    assert sorted(tmp_path.iterdir()) == before
