@@ -107,6 +107,37 @@ def _call(package: str, function: str, repetitions: int) -> dict[str, object]:
     }
 
 
+def _loader(package: str, function: str, parser: str, repetitions: int) -> dict[str, object]:
+    import importlib
+    import statistics
+
+    from omnihub._entry import entry_for
+    from omnihub.hub import target_path
+
+    model = getattr(importlib.import_module(f"omnihub_generated.{package}"), function)
+    module, _, name = parser.partition(":")
+    parse = getattr(importlib.import_module(module), name)
+    entry = entry_for(package, function)
+    path = target_path(entry)
+    result = model()  # the first calls import what the loader needs
+    parse(entry, path)
+    ours, base = [], []
+    for _ in range(repetitions):
+        started = time.perf_counter()
+        model()
+        ours.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        parse(entry, path)
+        base.append(time.perf_counter() - started)
+    return {
+        "median": statistics.median(ours),
+        "baseline_median": statistics.median(base),
+        "result_type": f"{type(result).__module__}.{type(result).__qualname__}",
+        "size": path.stat().st_size,
+        "sockets": len(_socket_events),
+    }
+
+
 def parse_ask(argv: list[str]) -> tuple[str, str, tuple[int, int] | None] | None:
     """``ask PACKAGE FUNCTION [--gate READY_FD RELEASE_FD]`` -> (package, function, gate)."""
     if argv[:1] != ["ask"] or len(argv) not in (3, 6):
@@ -164,12 +195,17 @@ def main(argv: list[str]) -> int:
         sys.addaudithook(_audit)
         print(json.dumps(_call(argv[1], argv[2], int(argv[3]))))
         return 0
+    if argv[:1] == ["loader"] and len(argv) == 5:
+        sys.addaudithook(_audit)
+        print(json.dumps(_loader(argv[1], argv[2], argv[3], int(argv[4]))))
+        return 0
     ask = parse_ask(argv)
     if ask is not None:
         print(json.dumps(_ask(*ask)))
         return 0
     usage = (
         "usage: child.py fetch ENTRY_JSON [--preimport] | call PACKAGE FUNCTION N"
+        " | loader PACKAGE FUNCTION MODULE:PARSER N"
         " | ask PACKAGE FUNCTION [--gate READY_FD RELEASE_FD]"
     )
     print(f"{usage} (got {argv})", file=sys.stderr)

@@ -81,6 +81,12 @@ _WHAT = (
         "requests/tqdm not imported",
         "`os.path.exists` on the cache path (DL4J)",
     ),
+    (
+        "loader_hit_samediff / loader_hit_dl4j",
+        "a generated function's call with its model cached (hit test, loader), for the largest "
+        "SameDiff and DL4J model of ../shared/data, median in a fresh process",
+        "the loader's own parse of the cached file, alternating call by call",
+    ),
 )
 
 PREAMBLE_TEMPLATE = """\
@@ -270,7 +276,9 @@ def run_suite(quick: bool, groups: Sequence[str], lines: list[str]) -> list[Resu
             print(f"the cache benchmark cannot run: {exc}", file=sys.stderr)
             nginx = None
         server = nginx
-        step("cache", lambda: bench_cache.run(server, quick))
+        step(
+            "cache", lambda: bench_cache.run(server, quick) + bench_cache.run_loaders(server, quick)
+        )
     finally:
         if nginx is not None:
             nginx.stop()

@@ -43,7 +43,9 @@ __all__ = [
     "write_record",
 ]
 
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 #: A record is well under 1 KiB; reading more than this never yields one.
 _RECORD_MAX = 1 << 16
 
@@ -63,6 +65,11 @@ class Record:
     url: str | None = None
 
 
+def _record(path: Path) -> str:
+    """:func:`omnihub.layout.record_path` as a string, without pathlib (the hit path)."""
+    return os.fspath(path) + layout.RECORD
+
+
 def read_record(path: Path) -> Record | None:
     """The record of ``path`` (the one parser), or None when missing or not a record.
 
@@ -70,8 +77,12 @@ def read_record(path: Path) -> Record | None:
     disk or another program left there is no record (the caller rehashes).
     """
     try:
-        with open(layout.record_path(path), "rb") as fh:
-            data = json.loads(fh.read(_RECORD_MAX))
+        # O_NONBLOCK: a FIFO planted as the record is no record, not a hang
+        fd = os.open(_record(path), os.O_RDONLY | _CLOEXEC | _NONBLOCK)
+        try:
+            data = json.loads(os.read(fd, _RECORD_MAX))
+        finally:
+            os.close(fd)
         size, mtime_ns, sha256 = data["size"], data["mtime_ns"], data["sha256"]
         origin, url = data.get("origin", "declared"), data.get("url")
     except (OSError, ValueError, LookupError, TypeError, AttributeError, RecursionError):
@@ -116,7 +127,7 @@ def write_record(path: Path, record: Record) -> None:
 def touch_record(path: Path) -> None:
     """Mark ``path`` as just used (the record's own mtime); silently skipped if read-only."""
     with contextlib.suppress(OSError):
-        os.utime(layout.record_path(path))
+        os.utime(_record(path))
 
 
 def is_fresh(path: Path, sha256: str | None, size: int | None) -> bool:

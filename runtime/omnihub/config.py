@@ -9,6 +9,7 @@ honoured without any global state.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ __all__ = [
     "Setting",
     "describe",
     "resolve",
+    "resolve_home",
 ]
 
 #: The Hugging Face Hub endpoint used when ``HF_ENDPOINT`` is unset.
@@ -305,6 +307,33 @@ def resolve(**overrides: object) -> Config:
             values[field] = _default_home() if field == "home" else _DEFAULTS[field]
             sources[field] = "default"
     return Config(sources=sources, **values)  # type: ignore[arg-type]
+
+
+def resolve_home() -> Path:
+    """Only the cache home, as :func:`resolve` would give it (``OMNIHUB_HOME``, else
+    ``~/.omnihub``): all a cache hit needs. A mistake in a download setting is reported when
+    a download needs it, not on every hit of a cached model. Remembered per value of the
+    variables it depends on, so a changed environment is still honoured."""
+    environ = os.environ
+    given = environ.get(_HOME_VARIABLE)
+    if given is not None and given.strip():
+        return _home_from(given)
+    return _user_home(environ.get("HOME"), environ.get("USERPROFILE"))
+
+
+(_HOME_VARIABLE,) = ENV["home"]
+
+
+@functools.lru_cache(maxsize=64)
+def _home_from(text: str) -> Path:
+    home = _convert("home", _HOME_VARIABLE, text)
+    assert isinstance(home, Path)
+    return home
+
+
+@functools.lru_cache(maxsize=8)
+def _user_home(_home: str | None, _profile: str | None) -> Path:
+    return _default_home()  # depends on HOME (POSIX) or USERPROFILE (Windows)
 
 
 def describe(config: Config | None = None) -> list[Setting]:

@@ -23,12 +23,13 @@ network; a missing model raises :class:`~omnihub.errors.OfflineError` naming the
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
 
 from omnihub.cache import is_fresh, touch_record
-from omnihub.config import resolve
+from omnihub.config import resolve, resolve_home
 from omnihub.layout import partial_path
 from omnihub.urls import cache_path
 
@@ -55,14 +56,21 @@ def fetch(entry: ModelEntry, *, force_download: bool = False, config: Config | N
     """Return the verified local path of ``entry``'s file, downloading it if needed.
 
     ``force_download=True`` downloads again even when cached, replacing the cached copy only
-    once the new one is verified. ``config`` defaults to :func:`omnihub.config.resolve`.
+    once the new one is verified. ``config`` defaults to :func:`omnihub.config.resolve`; a
+    cache hit resolves only the home (:func:`omnihub.config.resolve_home`).
     """
-    cfg = resolve() if config is None else config
-    path = cache_path(cfg.home, str(entry.framework), entry.file)
+    home = resolve_home() if config is None else config.home
+    path = _target(home, str(entry.framework), entry.file)
     if not force_download and is_fresh(path, entry.sha256, entry.size):
         touch_record(path)
         return path
-    return _fetch_slow(entry, path, cfg, force_download)
+    return _fetch_slow(entry, path, resolve() if config is None else config, force_download)
+
+
+@functools.lru_cache(maxsize=4096)
+def _target(home: Path, framework: str, file: str) -> Path:
+    """:func:`omnihub.urls.cache_path`, remembered (it is pure): a hit builds no path."""
+    return cache_path(home, framework, file)
 
 
 def _label(entry: ModelEntry) -> str:

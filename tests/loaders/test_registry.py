@@ -274,3 +274,20 @@ def test_loader_spec_key_normalisation() -> None:
     assert spec.specificity == 1
     with pytest.raises(TypeError):
         LoaderSpec(name="x", loader="a:b", formats=42)  # type: ignore[arg-type]
+
+
+def test_a_registration_after_a_lookup_is_seen(tmp_path: Path) -> None:
+    """The loader each (format, framework, model type) gets is remembered after the first
+    lookup (a cached model's call does not scan every loader); registering forgets it."""
+    entry = make_entry(Format.GGUF)
+    built_in = find_loader(entry)
+    assert built_in is not None
+    assert built_in.name == "gguf"
+    assert find_loader(entry) is built_in  # remembered
+
+    def mine(entry: ModelEntry, path: Path) -> object:
+        return "mine"
+
+    spec = register(mine, format=Format.GGUF, result_type=("pkg", "Mine"))
+    assert find_loader(entry) is spec
+    assert load(entry, tmp_path / "m.gguf") == "mine"

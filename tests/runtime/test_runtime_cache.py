@@ -40,6 +40,31 @@ def test_second_call_is_a_hit_without_network_or_rehash(
     assert calls == []
 
 
+def test_a_hit_reads_only_the_home_a_download_setting_is_checked_when_needed(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached model is returned whatever a download setting says; the mistake is reported
+    (naming the variable) when a download needs the settings."""
+    from omnihub.errors import ConfigurationError
+
+    data = payload(10_000)
+    env.publish("model.fb", data)
+    model = entry(data=data)
+    path = fetch(model)
+    monkeypatch.setenv("OMNIHUB_RETRIES", "lots")
+    assert fetch(model) == path  # a hit
+    with pytest.raises(ConfigurationError, match="OMNIHUB_RETRIES"):
+        fetch(model, force_download=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_a_fifo_planted_as_the_record_is_no_record_not_a_hang(tmp_path: Path) -> None:
+    path = tmp_path / "model.fb"
+    path.write_bytes(b"x")
+    os.mkfifo(record_path(path))  # nobody ever writes to it: a blocking read would hang
+    assert read_record(path) is None
+
+
 def test_truncated_cached_file_is_repaired_with_a_warning(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from omnihub._enums import DEFAULT_OMNIHUB_URL
-from omnihub.config import DEFAULT_HF_ENDPOINT, describe, resolve
+from omnihub.config import DEFAULT_HF_ENDPOINT, describe, resolve, resolve_home
 from omnihub.errors import ConfigurationError
 
 _VARS = (
@@ -135,3 +135,23 @@ def test_mirror_passwords_are_not_shown(monkeypatch: pytest.MonkeyPatch) -> None
     assert rows["urls"].value == "https://mirror.example.org/zoo"
     assert "s3cret" not in repr(resolve())
     assert resolve().urls == ("https://user:s3cret@mirror.example.org/zoo",)  # still usable
+
+
+_HOMES = st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\0"), max_size=30
+)
+
+
+@given(given_home=st.none() | _HOMES, user_home=st.sampled_from(["/home/a", "/root", "/x y"]))
+def test_resolve_home_agrees_with_resolve_whatever_the_environment(
+    given_home: str | None, user_home: str
+) -> None:
+    """The cache hit's shortcut (remembered per value) agrees with the full resolution, and
+    follows every change of OMNIHUB_HOME and HOME."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HOME", user_home)
+        if given_home is None:
+            env.delenv("OMNIHUB_HOME", raising=False)
+        else:
+            env.setenv("OMNIHUB_HOME", given_home)
+        assert resolve_home() == resolve().home

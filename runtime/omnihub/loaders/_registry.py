@@ -102,11 +102,18 @@ class LoaderSpec:
         return self.result_type
 
     def resolve(self) -> LoaderFunction:
-        """Return the loader callable, importing it if it was given as a string."""
+        """Return the loader callable, importing it (once) if it was given as a string."""
         if isinstance(self.loader, str):
-            target = resolve_callable(self.loader, what=f"loader {self.name!r}")
+            target = _resolved.get(self.loader)
+            if target is None:
+                target = resolve_callable(self.loader, what=f"loader {self.name!r}")
+                _resolved[self.loader] = target
             return target
         return self.loader
+
+
+#: ``"module:callable"`` -> the callable, once imported (a failed import is not kept).
+_resolved: dict[str, LoaderFunction] = {}
 
 
 def resolve_callable(reference: str, *, what: str) -> Callable[..., object]:
@@ -176,17 +183,21 @@ def _builtin_specs() -> list[LoaderSpec]:
 
 
 class _Registry:
-    """Built-in, entry-point and API-registered loaders, in registration order."""
+    """Built-in, entry-point and API-registered loaders, in registration order, and which
+    of them each (format, framework, model type) gets: found once, forgotten on a change
+    (a cached model's call must not scan every loader again)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._builtin: tuple[LoaderSpec, ...] = tuple(_builtin_specs())
         self._plugins: tuple[LoaderSpec, ...] | None = None  # read on first use
         self._api: list[LoaderSpec] = []
+        self._chosen: dict[tuple[str, str, str], LoaderSpec | None] = {}
 
     def add(self, spec: LoaderSpec) -> None:
         with self._lock:
             self._api.append(spec)
+            self._chosen = {}
 
     def all(self) -> tuple[LoaderSpec, ...]:
         """Built-ins, then entry points, then API registrations: later wins ties."""
@@ -198,11 +209,27 @@ class _Registry:
         with self._lock:
             return (*self._builtin, *(self._plugins or ()), *self._api)
 
+    def find(self, entry: ModelEntry) -> LoaderSpec | None:
+        """The most specific loader matching ``entry`` (the latest among equals)."""
+        key = (str(entry.format), str(entry.framework), str(entry.model_type))
+        chosen = self._chosen  # replaced, never changed in place, on a registration
+        if key in chosen:
+            return chosen[key]
+        best: LoaderSpec | None = None
+        for spec in self.all():
+            if spec.matches(entry) and (best is None or spec.specificity >= best.specificity):
+                best = spec
+        with self._lock:
+            if chosen is self._chosen:  # no registration meanwhile
+                self._chosen = {**chosen, key: best}
+        return best
+
     def reset(self) -> None:
         """Forget API registrations and re-read entry points on next use (for tests)."""
         with self._lock:
             self._plugins = None
             self._api = []
+            self._chosen = {}
 
 
 def _entry_point_specs() -> list[LoaderSpec]:
@@ -273,11 +300,7 @@ def registered_loaders() -> tuple[LoaderSpec, ...]:
 
 def find_loader(entry: ModelEntry) -> LoaderSpec | None:
     """The loader for ``entry`` (ignoring ``entry.factory``), or None for the raw file."""
-    best: LoaderSpec | None = None
-    for spec in _registry.all():
-        if spec.matches(entry) and (best is None or spec.specificity >= best.specificity):
-            best = spec
-    return best
+    return _registry.find(entry)
 
 
 def _factory_result_type(entry: ModelEntry) -> tuple[str, str]:
