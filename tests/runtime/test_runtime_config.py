@@ -137,9 +137,7 @@ def test_mirror_passwords_are_not_shown(monkeypatch: pytest.MonkeyPatch) -> None
     assert resolve().urls == ("https://user:s3cret@mirror.example.org/zoo",)  # still usable
 
 
-_HOMES = st.text(
-    st.characters(exclude_categories=["Cs"], exclude_characters="\0"), max_size=30
-)
+_HOMES = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\0"), max_size=30)
 
 
 @given(given_home=st.none() | _HOMES, user_home=st.sampled_from(["/home/a", "/root", "/x y"]))
