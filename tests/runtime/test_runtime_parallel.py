@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import sys
 import threading
 import time
 
@@ -209,3 +211,29 @@ def test_ctrl_c_during_a_parallel_download_leaves_no_thread_of_ours(env: Env) ->
     assert [name for name in ours if name != "omnihub-watchdog"] == []
     assert _watch.armed() == 0
     assert not (env.home / "samediff" / "model.fb").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="writeback advice is Linux-only")
+def test_every_parallel_byte_is_handed_to_writeback_once(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each progress save starts the writeback of what each segment wrote since the last
+    (as the single stream does every few MiB)."""
+    advised: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((offset, offset + length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    data = payload(SIZE)
+    env.publish("model.fb", data)
+    assert fetch(entry(data=data)).read_bytes() == data
+    ranges = sorted(advised)
+    assert ranges
+    # contiguous and disjoint: every byte the segments fetched, once, up to the end; the
+    # single stream's first bytes (under its 8 MiB window) are left to the final fsync
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    assert 0 < ranges[0][0] < SIZE
+    assert ranges[-1][1] == SIZE

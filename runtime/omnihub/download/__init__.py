@@ -498,9 +498,17 @@ def _run_parallel(job: _Job, record: _partial.Resume, watch: _watch.Watch) -> tu
         job.single_only = True
         raise _Restart(f"server refused a byte range (HTTP {status} for bytes {start}-{end})")
 
+    advised = {seg.start: seg.position for seg in segments}
+
     def save(segs: list[_parallel.Segment]) -> None:
+        """Twice a second: keep the progress, and start the writeback of what each segment
+        wrote since (as the single stream does every few MiB)."""
         done = tuple((seg.start, seg.end, seg.done) for seg in segs)
         _partial.save(partial, attrs.evolve(record, total=total, segments=done))
+        for seg in segs:
+            position = seg.position
+            _copy.start_writeback(fd, advised[seg.start], position - advised[seg.start])
+            advised[seg.start] = position
 
     try:
         fd = _partial.open_segments(partial, total)

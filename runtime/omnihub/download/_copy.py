@@ -48,14 +48,14 @@ class WriteFailed(Exception):
         self.error = error
 
 
-def start_writeback(fd: int, length: int) -> None:
-    """Have the kernel start writing the last ``length`` bytes written to ``fd`` now, without
-    waiting for it (Linux; a no-op elsewhere). The pages stay cached: loading the model after
-    the download reads memory, not the disk. Best effort: an error changes nothing."""
-    if _WRITEBACK:
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing bytes ``[offset, offset + length)`` of ``fd`` (written
+    already) now, without waiting for it (Linux; a no-op elsewhere). The pages stay cached:
+    loading the model after the download reads memory, not the disk. Best effort: an error
+    changes nothing."""
+    if _WRITEBACK and length > 0:
         with contextlib.suppress(OSError):
-            end = os.lseek(fd, 0, os.SEEK_CUR)
-            os.posix_fadvise(fd, end - length, length, os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 def chunk_size(left: int | None) -> int:
@@ -122,7 +122,8 @@ def _pump(
         moved += len(data)
         unsynced += len(data)
         if unsynced >= WRITEBACK_WINDOW:
-            start_writeback(fd, unsynced)
+            with contextlib.suppress(OSError):  # where the window starts: we append
+                start_writeback(fd, os.lseek(fd, 0, os.SEEK_CUR) - unsynced, unsynced)
             unsynced = 0
         progress(len(data))
         if stop is not None and stop(moved):
