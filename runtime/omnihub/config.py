@@ -240,8 +240,19 @@ def _convert_object(field: str, name: str, raw: object) -> object:
             _check_url(name, str(url))
         return tuple(str(u) for u in raw)
     if field == "home" and isinstance(raw, os.PathLike):
-        return Path(raw).expanduser()
+        return _expand(name, Path(raw))
     return raw
+
+
+def _expand(name: str, path: Path) -> Path:
+    """``~`` and ``~user`` expanded; a user that does not exist is a ConfigurationError."""
+    try:
+        return path.expanduser()
+    except RuntimeError:  # pathlib: "Could not determine home directory."
+        raise ConfigurationError(
+            f"{name}={str(path)!r}: cannot expand {path.parts[0]!r} (no such user, or no home "
+            "directory); expected a directory path"
+        ) from None
 
 
 def _convert(field: str, name: str, raw: object) -> object:
@@ -253,7 +264,7 @@ def _convert(field: str, name: str, raw: object) -> object:
             raise ConfigurationError(f"{name} is empty: expected a directory path")
         if "\0" in raw:
             raise ConfigurationError(f"{name}={raw!r}: a NUL byte; expected a directory path")
-        return Path(raw).expanduser()
+        return _expand(name, Path(raw))
     if field == "urls":
         return _split_urls(name, raw)
     if field in {"offline", "disable_progress", "allow_http"}:

@@ -153,3 +153,13 @@ def test_resolve_home_agrees_with_resolve_whatever_the_environment(
         else:
             env.setenv("OMNIHUB_HOME", given_home)
         assert resolve_home() == resolve().home
+
+
+def test_a_home_of_an_unknown_user_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``~nosuchuser`` cannot be expanded: a ConfigurationError naming OMNIHUB_HOME, on the
+    full resolution and on the cache hit's shortcut alike (found by the settings fuzz test)."""
+    monkeypatch.setenv("OMNIHUB_HOME", "~omnihub-no-such-user/cache")
+    with pytest.raises(ConfigurationError, match="OMNIHUB_HOME"):
+        resolve()
+    with pytest.raises(ConfigurationError, match="OMNIHUB_HOME"):
+        resolve_home()
