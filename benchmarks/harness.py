@@ -211,11 +211,14 @@ def render_section(
 def update_report(existing: str, section: str, mode: str, preamble: str, design: str) -> str:
     """Return docs/benchmarks.md with ``section`` (for ``mode``) replaced or added.
 
-    Kept from ``existing``: the other sections (:data:`SECTIONS`) and everything from
-    :data:`DESIGN_HEADING` on (others extend it by hand). ``preamble`` (title and how to run)
-    is always rewritten; ``design`` is used only when ``existing`` has no design section yet.
+    Kept from ``existing``: the other sections (:data:`SECTIONS`), the hand-written sections
+    between the last of them and :data:`DESIGN_HEADING` (the https and cluster results), and
+    everything from :data:`DESIGN_HEADING` on (others extend it by hand). ``preamble`` (title
+    and how to run) is always rewritten; ``design`` is used only when ``existing`` has no
+    design section yet.
     """
     sections: dict[str, str] = {}
+    last_end = -1
     for other in SECTIONS:
         pattern = re.compile(
             re.escape(_marker(other, "start")) + r".*?" + re.escape(_marker(other, "end")) + "\n?",
@@ -224,12 +227,16 @@ def update_report(existing: str, section: str, mode: str, preamble: str, design:
         found = pattern.search(existing)
         if found:
             sections[other] = found.group(0).rstrip("\n") + "\n"
+            last_end = max(last_end, found.end())
     sections[mode] = section.rstrip("\n") + "\n"
     start = existing.find("\n" + DESIGN_HEADING)
     if existing.startswith(DESIGN_HEADING):
         start = 0
     kept_design = existing[start:].lstrip("\n") if start >= 0 else design
+    by_hand = existing[last_end:start].strip("\n") if 0 <= last_end <= start else ""
     parts = [preamble.rstrip("\n") + "\n"]
     parts += [sections[m] for m in SECTIONS if m in sections]
+    if by_hand:
+        parts.append(by_hand + "\n")
     parts.append(kept_design.rstrip("\n") + "\n")
     return "\n".join(parts)

@@ -216,6 +216,24 @@ def test_report_replaces_its_mode_and_keeps_the_rest() -> None:
     assert update_report(third, quick_two, "quick", "# Benchmarks\n", design) == third
 
 
+def test_report_keeps_the_hand_written_sections_before_the_design() -> None:
+    """The https and cluster results are written by hand between the suite's sections and
+    the design choices; a suite run must not drop them (one did, 2026-12-06)."""
+    design = f"{DESIGN_HEADING}\n\ndesign text\n"
+    first = update_report("", _section("quick", [_result(ours=1.0)]), "quick", "# B\n", design)
+    by_hand = "## Downloads over https\n\nhand-measured table\n"
+    edited = first.replace(DESIGN_HEADING, by_hand + "\n" + DESIGN_HEADING)
+    again = update_report(edited, _section("quick", [_result(ours=2.0)]), "quick", "# B\n", design)
+    assert "hand-measured table" in again
+    assert again.index("## Results: quick mode") < again.index("## Downloads over https")
+    assert again.index("## Downloads over https") < again.index(DESIGN_HEADING)
+    assert "ours=2s" in again
+    assert (
+        update_report(again, _section("quick", [_result(ours=2.0)]), "quick", "# B\n", design)
+        == again
+    )
+
+
 def test_access_log_parsing() -> None:
     text = (
         '/full/onnx/a.bin 200 1048576 "-"\n/full/onnx/a.bin 206 524288 "bytes=0-524287"\ngarbage\n'
