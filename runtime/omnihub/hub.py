@@ -49,7 +49,7 @@ __all__ = ["fetch", "partial_path", "target_path"]
 def target_path(entry: ModelEntry, config: Config | None = None) -> Path:
     """Where ``entry``'s file lives in the cache (validated: always inside the home)."""
     cfg = resolve() if config is None else config
-    return cache_path(cfg.home, str(entry.framework), entry.file)
+    return _target(cfg.home, str(entry.framework), entry.file)
 
 
 def fetch(entry: ModelEntry, *, force_download: bool = False, config: Config | None = None) -> Path:
